@@ -1,0 +1,1 @@
+"""pgstack: a durable job queue inside PostgreSQL."""
