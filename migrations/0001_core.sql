@@ -344,6 +344,29 @@ comment on function dbos.claim_job(text, text[], int, int) is
 'running, attempt + 1, held by worker_id under a lease of lease_seconds and '
 'a new lease_token. Concurrent callers never get the same job.';
 
+create function dbos.seconds_until_next_job(job_names text[] default null)
+returns double precision
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+  -- The claim's index, read from its start: the earliest pending job.
+  select extract(epoch from min(j.scheduled_for) - now())::float8
+  from dbos.job_queue as j
+  where
+    j.status = 'pending'
+    and (
+      seconds_until_next_job.job_names is null
+      or j.job_name = any(seconds_until_next_job.job_names)
+    );
+$$;
+
+comment on function dbos.seconds_until_next_job(text[]) is
+'Seconds until the earliest pending job (of job_names when given) is due, by '
+'the database clock: 0 or less when one is due now, NULL when none is '
+'pending. An idle worker sleeps that long (at most its poll interval), so '
+'scheduled jobs and retries start on time without a notification.';
+
 -- Finishing a claimed job: completion, failure with backoff, dead letter.
 -- The batch forms are the real ones; the single forms delegate to them.
 

@@ -23,7 +23,9 @@ def database_url(explicit: str | None = None) -> str:
     try:
         conninfo_to_dict(url)
     except Exception as error:  # psycopg raises ProgrammingError for a malformed string
-        raise ConfigurationError(f"invalid database URL: {redact_message(str(error), url)}") from None
+        raise ConfigurationError(
+            f"invalid database URL: {redact_message(str(error), url)}"
+        ) from None
     return url
 
 
@@ -34,7 +36,8 @@ def describe(url: str) -> str:
     except Exception:
         return "<unparsable connection string>"
     params.pop("password", None)
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None}) or "(libpq defaults)"
+    shown = {k: str(v) for k, v in params.items() if v is not None}
+    return make_conninfo("", **shown) or "(libpq defaults)"
 
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")

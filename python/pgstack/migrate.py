@@ -92,7 +92,9 @@ def pending_migrations(conn: psycopg.Connection, known: list[Migration]) -> list
                 "on disk): migrations are immutable, add a new one instead"
             )
     if not applied and known and conn.execute(queries.SCHEMA_COMMENT).fetchone() is not None:
-        raise MigrationError("schema dbos exists but records no migration: it was not built by pgstack migrate")
+        raise MigrationError(
+            "schema dbos exists but records no migration: it was not built by pgstack migrate"
+        )
     return [m for m in known if m.version not in applied]
 
 

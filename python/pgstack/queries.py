@@ -50,11 +50,18 @@ select dbos.enqueue(
 )
 """
 
+# Times and delays are parallel arrays (NULL when unused); a delay counts from now().
 ENQUEUE_MANY: Final = """
 select dbos.enqueue_many(
   %(job_names)s::text[],
   %(payloads)s::jsonb[],
-  %(scheduled_for)s::timestamptz[],
+  case
+    when %(times)s::timestamptz[] is not null or %(delays)s::interval[] is not null then (
+      select array_agg(coalesce(t.at, now() + t.delay) order by t.n)
+      from unnest(%(times)s::timestamptz[], %(delays)s::interval[])
+        with ordinality as t (at, delay, n)
+    )
+  end,
   %(max_attempts)s::int[]
 )
 """
@@ -89,3 +96,32 @@ RETRY_DEAD_LETTER_JOB: Final = "select dbos.retry_dead_letter_job(%s)"
 RETRY_JOB: Final = "select dbos.retry_job(%s)"
 CANCEL_JOB: Final = "select dbos.cancel_job(%s)"
 PRUNE_JOBS: Final = "select dbos.prune_jobs(%s, %s)"
+
+# -- the worker ----------------------------------------------------------------
+
+# Only the columns a handler needs travel back (HeldJob reads them in this order).
+CLAIM_JOBS: Final = """
+select c.id, c.job_name, c.payload, c.attempt, c.max_attempts, c.lease_token
+from dbos.claim_job(%s, %s, %s, %s) as c
+"""
+
+SECONDS_UNTIL_NEXT_JOB: Final = "select dbos.seconds_until_next_job(%s)"
+
+COMPLETE_JOBS: Final = "select c.id from dbos.complete_jobs(%s, %s, %s) as c (id)"
+
+FAIL_JOBS: Final = "select f.job_id, f.outcome from dbos.fail_jobs(%s, %s, %s, %s, %s) as f"
+
+RELEASE_JOBS: Final = "select dbos.release_jobs(%s, %s, %s)"
+
+HEARTBEAT: Final = "select h.job_id, h.state from dbos.heartbeat(%s, %s, %s, %s) as h"
+
+REPORT_PROGRESS: Final = "select dbos.report_progress(%s, %s, %s, %s, %s)"
+
+RESCUE_EXPIRED_JOBS: Final = "select dbos.rescue_expired_jobs(%s)"
+
+# The channels of dbos.wake_workers() and dbos.cancel_job().
+LISTEN: Final = "listen dbos_job_queue; listen dbos_job_cancel"
+WAKE_CHANNEL: Final = "dbos_job_queue"
+CANCEL_CHANNEL: Final = "dbos_job_cancel"
+
+HEALTH_CHECK: Final = "select 1"
