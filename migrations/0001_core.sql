@@ -89,9 +89,12 @@ comment on table dbos.job_queue is
 create index job_queue_claim_idx on dbos.job_queue (scheduled_for, id)
 where status = 'pending';
 
--- rescue_expired_jobs reads running rows by lease expiry.
+-- rescue_expired_jobs reads running rows by lease expiry. The predicate is on
+-- the lease, not on status, on purpose: a partial index "where status =
+-- 'running'" tempts the planner, with stale statistics, to answer
+-- complete_jobs by scanning every running row instead of looking ids up.
 create index job_queue_lease_idx on dbos.job_queue (lease_expires_at)
-where status = 'running';
+where lease_expires_at is not null;
 
 -- prune_jobs and the throughput query read finished rows by finish time.
 create index job_queue_finished_idx on dbos.job_queue (completed_at)
@@ -281,6 +284,13 @@ create function dbos.claim_job(
 returns setof dbos.job_queue
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- The claim must read the claim index in order and stop after batch_size rows.
+-- With stale statistics (a table just filled by a bulk enqueue) the planner
+-- may prefer to fetch every due row and sort them, which costs milliseconds
+-- per claim on a long queue; these settings take that plan away.
+set enable_seqscan = off
+set enable_bitmapscan = off
+set enable_sort = off
 as $$
 begin
   if coalesce(claim_job.worker_id, '') = '' then
@@ -401,6 +411,8 @@ create function dbos.complete_jobs(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 begin
   return query
@@ -460,6 +472,8 @@ create function dbos.fail_jobs(
 returns table (job_id bigint, outcome text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 begin
   if fail_jobs.retry_delay_ms < 0 then
@@ -596,6 +610,8 @@ create function dbos.heartbeat(
 returns table (job_id bigint, state text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 begin
   if heartbeat.lease_seconds is null or heartbeat.lease_seconds < 1 then
@@ -790,6 +806,8 @@ create function dbos.release_jobs(
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 declare
   released int;

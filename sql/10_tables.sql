@@ -65,9 +65,12 @@ comment on table dbos.job_queue is
 create index job_queue_claim_idx on dbos.job_queue (scheduled_for, id)
 where status = 'pending';
 
--- rescue_expired_jobs reads running rows by lease expiry.
+-- rescue_expired_jobs reads running rows by lease expiry. The predicate is on
+-- the lease, not on status, on purpose: a partial index "where status =
+-- 'running'" tempts the planner, with stale statistics, to answer
+-- complete_jobs by scanning every running row instead of looking ids up.
 create index job_queue_lease_idx on dbos.job_queue (lease_expires_at)
-where status = 'running';
+where lease_expires_at is not null;
 
 -- prune_jobs and the throughput query read finished rows by finish time.
 create index job_queue_finished_idx on dbos.job_queue (completed_at)

@@ -9,6 +9,13 @@ create function dbos.claim_job(
 returns setof dbos.job_queue
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- The claim must read the claim index in order and stop after batch_size rows.
+-- With stale statistics (a table just filled by a bulk enqueue) the planner
+-- may prefer to fetch every due row and sort them, which costs milliseconds
+-- per claim on a long queue; these settings take that plan away.
+set enable_seqscan = off
+set enable_bitmapscan = off
+set enable_sort = off
 as $$
 begin
   if coalesce(claim_job.worker_id, '') = '' then

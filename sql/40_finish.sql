@@ -32,6 +32,8 @@ create function dbos.complete_jobs(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 begin
   return query
@@ -91,6 +93,8 @@ create function dbos.fail_jobs(
 returns table (job_id bigint, outcome text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 begin
   if fail_jobs.retry_delay_ms < 0 then

@@ -10,6 +10,8 @@ create function dbos.heartbeat(
 returns table (job_id bigint, state text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 begin
   if heartbeat.lease_seconds is null or heartbeat.lease_seconds < 1 then
@@ -204,6 +206,8 @@ create function dbos.release_jobs(
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
 as $$
 declare
   released int;
