@@ -269,9 +269,10 @@ $$;
 
 comment on function dbos.enqueue(text, jsonb, timestamptz, int) is
 'Enqueues one job and returns its id. Runs at scheduled_for (default now), '
-'at most max_attempts times (default 3); NULL arguments take the defaults. '
-'In the caller''s transaction, so it commits or rolls back with the '
-'caller''s own writes.';
+'at most max_attempts times (default 3); NULL arguments take the defaults, '
+'except payload: an SQL NULL is stored as the JSON value null. In the '
+'caller''s transaction, so it commits or rolls back with the caller''s own '
+'writes.';
 
 -- Claiming: the one hot read of the queue.
 
@@ -672,17 +673,25 @@ begin
       errcode = 'invalid_parameter_value',
       message = 'progress must be a number from 0 to 100, got NaN';
   end if;
+  if report_progress.lease_seconds is null or report_progress.lease_seconds < 1 then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'lease_seconds must be at least 1, got %s',
+        coalesce(report_progress.lease_seconds::text, 'null'));
+  end if;
 
   update dbos.job_queue as j
   set
-    progress = coalesce(
-      round(greatest(0, least(100, report_progress.progress)))::smallint,
-      j.progress
-    ),
+    -- LEAST and GREATEST skip NULLs, so NULL is handled first.
+    progress = case
+      when report_progress.progress is null then j.progress
+      else round(greatest(0, least(100, report_progress.progress)))::smallint
+    end,
     progress_message = coalesce(report_progress.message, j.progress_message),
     lease_expires_at = greatest(
       j.lease_expires_at,
-      now() + make_interval(secs => greatest(report_progress.lease_seconds, 1))
+      now() + make_interval(secs => report_progress.lease_seconds)
     )
   where
     j.id = report_progress.job_id
@@ -716,6 +725,13 @@ as $$
 declare
   rescued int;
 begin
+  if rescue_expired_jobs.retry_delay_ms < 0 then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'retry_delay_ms must be 0 or more, got %s',
+        rescue_expired_jobs.retry_delay_ms);
+  end if;
   -- One guarded statement: the rows are re-checked and locked with SKIP
   -- LOCKED, so a completion or cancel that lands between the scan and the
   -- write is either waited out (its row is skipped) or seen (the row no
@@ -863,6 +879,11 @@ as $$
 declare
   current_status text;
 begin
+  if cancel_job.job_id is null then
+    raise exception using
+      errcode = 'null_value_not_allowed',
+      message = 'cancel_job: job_id must not be null';
+  end if;
   update dbos.job_queue as j
   set status = 'cancelled', completed_at = now()
   where j.id = cancel_job.job_id and j.status = 'pending';
@@ -909,6 +930,11 @@ as $$
 declare
   new_id bigint;
 begin
+  if retry_dead_letter_job.id is null then
+    raise exception using
+      errcode = 'null_value_not_allowed',
+      message = 'retry_dead_letter_job: id must not be null';
+  end if;
   with replayed as (
     delete from dbos.failed_jobs as d
     where d.id = retry_dead_letter_job.id
@@ -946,6 +972,11 @@ as $$
 declare
   current_status text;
 begin
+  if retry_job.job_id is null then
+    raise exception using
+      errcode = 'null_value_not_allowed',
+      message = 'retry_job: job_id must not be null';
+  end if;
   if exists (select from dbos.failed_jobs as d where d.id = retry_job.job_id) then
     return dbos.retry_dead_letter_job(retry_job.job_id);
   end if;
@@ -992,7 +1023,7 @@ begin
     raise exception using
       errcode = 'invalid_parameter_value',
       message = format(
-        'older_than must be a positive interval, got %s',
+        'older_than must be 0 or a positive interval, got %s',
         coalesce(prune_jobs.older_than::text, 'null'));
   end if;
   if prune_jobs.max_rows < 1 then

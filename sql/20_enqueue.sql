@@ -149,6 +149,7 @@ $$;
 
 comment on function dbos.enqueue(text, jsonb, timestamptz, int) is
 'Enqueues one job and returns its id. Runs at scheduled_for (default now), '
-'at most max_attempts times (default 3); NULL arguments take the defaults. '
-'In the caller''s transaction, so it commits or rolls back with the '
-'caller''s own writes.';
+'at most max_attempts times (default 3); NULL arguments take the defaults, '
+'except payload: an SQL NULL is stored as the JSON value null. In the '
+'caller''s transaction, so it commits or rolls back with the caller''s own '
+'writes.';

@@ -72,17 +72,25 @@ begin
       errcode = 'invalid_parameter_value',
       message = 'progress must be a number from 0 to 100, got NaN';
   end if;
+  if report_progress.lease_seconds is null or report_progress.lease_seconds < 1 then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'lease_seconds must be at least 1, got %s',
+        coalesce(report_progress.lease_seconds::text, 'null'));
+  end if;
 
   update dbos.job_queue as j
   set
-    progress = coalesce(
-      round(greatest(0, least(100, report_progress.progress)))::smallint,
-      j.progress
-    ),
+    -- LEAST and GREATEST skip NULLs, so NULL is handled first.
+    progress = case
+      when report_progress.progress is null then j.progress
+      else round(greatest(0, least(100, report_progress.progress)))::smallint
+    end,
     progress_message = coalesce(report_progress.message, j.progress_message),
     lease_expires_at = greatest(
       j.lease_expires_at,
-      now() + make_interval(secs => greatest(report_progress.lease_seconds, 1))
+      now() + make_interval(secs => report_progress.lease_seconds)
     )
   where
     j.id = report_progress.job_id
@@ -116,6 +124,13 @@ as $$
 declare
   rescued int;
 begin
+  if rescue_expired_jobs.retry_delay_ms < 0 then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'retry_delay_ms must be 0 or more, got %s',
+        rescue_expired_jobs.retry_delay_ms);
+  end if;
   -- One guarded statement: the rows are re-checked and locked with SKIP
   -- LOCKED, so a completion or cancel that lands between the scan and the
   -- write is either waited out (its row is skipped) or seen (the row no

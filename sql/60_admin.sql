@@ -8,6 +8,11 @@ as $$
 declare
   current_status text;
 begin
+  if cancel_job.job_id is null then
+    raise exception using
+      errcode = 'null_value_not_allowed',
+      message = 'cancel_job: job_id must not be null';
+  end if;
   update dbos.job_queue as j
   set status = 'cancelled', completed_at = now()
   where j.id = cancel_job.job_id and j.status = 'pending';
@@ -54,6 +59,11 @@ as $$
 declare
   new_id bigint;
 begin
+  if retry_dead_letter_job.id is null then
+    raise exception using
+      errcode = 'null_value_not_allowed',
+      message = 'retry_dead_letter_job: id must not be null';
+  end if;
   with replayed as (
     delete from dbos.failed_jobs as d
     where d.id = retry_dead_letter_job.id
@@ -91,6 +101,11 @@ as $$
 declare
   current_status text;
 begin
+  if retry_job.job_id is null then
+    raise exception using
+      errcode = 'null_value_not_allowed',
+      message = 'retry_job: job_id must not be null';
+  end if;
   if exists (select from dbos.failed_jobs as d where d.id = retry_job.job_id) then
     return dbos.retry_dead_letter_job(retry_job.job_id);
   end if;
@@ -137,7 +152,7 @@ begin
     raise exception using
       errcode = 'invalid_parameter_value',
       message = format(
-        'older_than must be a positive interval, got %s',
+        'older_than must be 0 or a positive interval, got %s',
         coalesce(prune_jobs.older_than::text, 'null'));
   end if;
   if prune_jobs.max_rows < 1 then

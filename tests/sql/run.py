@@ -7,6 +7,7 @@ afterwards. The server is PGSTACK_TEST_ADMIN_URL (default: the local socket).
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -44,6 +45,10 @@ def main() -> int:
     if not files:
         print("tests/sql: no pgTAP test files found", file=sys.stderr)
         return 1
+    if shutil.which("pg_prove") is None:
+        print("tests/sql: pg_prove not found: install the Debian package "
+              "libtap-parser-sourcehandler-pgtap-perl (or run .ci/run as root)", file=sys.stderr)
+        return 1
     name = f"pgstack_sqltest_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'create database "{name}"')
@@ -51,7 +56,13 @@ def main() -> int:
     try:
         migrate(url)
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("create extension pgtap")
+            try:
+                conn.execute("create extension pgtap")
+            except psycopg.errors.FeatureNotSupported as error:
+                print(f"tests/sql: pgTAP is not installed on the server ({error}); install the "
+                      "Debian package postgresql-15-pgtap (or run .ci/run as root)",
+                      file=sys.stderr)
+                return 1
         return subprocess.run(pg_prove_command(url, files), env=pg_env(url), check=False).returncode
     finally:
         with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
