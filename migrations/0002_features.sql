@@ -85,6 +85,22 @@ drop function dbos.fail_job(bigint, text, int, text, int);
 drop function dbos.fail_jobs(bigint[], text[], int, text, int[]);
 drop function dbos.retry_delay(int, int);
 
+create or replace function dbos.wake_workers()
+returns void
+language sql
+set search_path = pg_catalog, pg_temp
+as $$
+  -- One channel, an empty payload: PostgreSQL folds identical
+  -- notifications of a transaction into one, so a burst of enqueues in one
+  -- transaction wakes the workers once.
+  select pg_notify('dbos_job_queue', '');
+$$;
+
+comment on function dbos.wake_workers() is
+'NOTIFY channel dbos_job_queue (empty payload): jobs were enqueued or came '
+'back. A wake-up hint only; workers also poll, so correctness never depends '
+'on it.';
+
 create or replace function dbos.enqueue_many(
   job_names text[],
   payloads jsonb[],
@@ -98,6 +114,7 @@ create or replace function dbos.enqueue_many(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   job_count int := cardinality(enqueue_many.job_names);
@@ -303,13 +320,9 @@ begin
     end loop;
   end if;
 
-  if enqueue_many.scheduled_for is null
-    or exists (
-      select from unnest(enqueue_many.scheduled_for) as s (scheduled_for)
-      where s.scheduled_for is null or s.scheduled_for <= now()
-    ) then
-    perform dbos.wake_workers();
-  end if;
+  -- Even for a job due later: an idle worker sleeps until the next job it
+  -- knows of, and re-reads that time when woken.
+  perform dbos.wake_workers();
 end;
 $$;
 
@@ -322,8 +335,8 @@ comment on function dbos.enqueue_many(
 'no timeout) or has one element per job, a NULL element meaning the '
 'default. A job whose dedup_key is held by a pending or running job is not '
 'inserted: that job''s id is returned. Bad input raises (22004, 22023, '
-'22007) naming the job; nothing is inserted. Wakes workers when a job is '
-'due now.';
+'22007) naming the job; nothing is inserted. Wakes the workers (one '
+'NOTIFY per transaction).';
 
 create or replace function dbos.enqueue(
   job_name text,
@@ -338,6 +351,7 @@ create or replace function dbos.enqueue(
 returns bigint
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select dbos.enqueue_many(
     array[enqueue.job_name],
@@ -440,6 +454,7 @@ create or replace function dbos.claim_job(
 returns setof dbos.job_queue
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   limited text[];
@@ -532,6 +547,7 @@ returns double precision
 language sql
 stable
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   -- Queues at their limit (or paused) cannot be claimed from: their jobs do
   -- not count, or an idle worker would wake for them again and again.
@@ -571,6 +587,7 @@ create or replace function dbos.set_queue_limit(queue_name text, concurrency_lim
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 begin
   if coalesce(length(set_queue_limit.queue_name), 0) not between 1 and 255 then
@@ -641,6 +658,7 @@ create or replace function dbos.complete_jobs(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -687,6 +705,7 @@ create or replace function dbos.complete_job(
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select exists (
     select
@@ -717,6 +736,7 @@ create or replace function dbos.fail_jobs(
 returns table (job_id bigint, outcome text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -857,6 +877,7 @@ create or replace function dbos.fail_job(
 returns text
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select f.outcome
   from dbos.fail_jobs(
@@ -890,6 +911,7 @@ create or replace function dbos.snooze_jobs(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -957,6 +979,7 @@ create or replace function dbos.snooze_job(
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select exists (
     select
@@ -982,6 +1005,7 @@ create or replace function dbos.heartbeat(
 returns table (job_id bigint, state text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -1040,6 +1064,7 @@ create or replace function dbos.report_progress(
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   is_cancel_requested boolean;
@@ -1100,6 +1125,7 @@ create or replace function dbos.rescue_expired_jobs(retry_delay_ms int default 1
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   rescued int;
@@ -1212,6 +1238,7 @@ create or replace function dbos.retry_dead_letter_job(id bigint)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   dead dbos.failed_jobs;
@@ -1249,6 +1276,7 @@ create or replace function dbos.retry_dead_letter_jobs(job_name text)
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   dead_id bigint;
@@ -1274,6 +1302,7 @@ create or replace function dbos.cancel_pending_jobs(job_name text)
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   cancelled int;
@@ -1475,6 +1504,7 @@ create or replace function dbos.schedule(
 returns timestamptz
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   next_run timestamptz;
@@ -1548,6 +1578,7 @@ create or replace function dbos.unschedule(schedule_name text)
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   with removed as (
     delete from dbos.schedules as s
@@ -1565,6 +1596,7 @@ create or replace function dbos.enqueue_due_schedules()
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   due record;

@@ -12,8 +12,9 @@ as $$
 $$;
 
 comment on function dbos.wake_workers() is
-'NOTIFY channel dbos_job_queue (empty payload): jobs are due now. A wake-up '
-'hint only; workers also poll, so correctness never depends on it.';
+'NOTIFY channel dbos_job_queue (empty payload): jobs were enqueued or came '
+'back. A wake-up hint only; workers also poll, so correctness never depends '
+'on it.';
 
 create function dbos.enqueue_many(
   job_names text[],
@@ -28,6 +29,7 @@ create function dbos.enqueue_many(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   job_count int := cardinality(enqueue_many.job_names);
@@ -233,13 +235,9 @@ begin
     end loop;
   end if;
 
-  if enqueue_many.scheduled_for is null
-    or exists (
-      select from unnest(enqueue_many.scheduled_for) as s (scheduled_for)
-      where s.scheduled_for is null or s.scheduled_for <= now()
-    ) then
-    perform dbos.wake_workers();
-  end if;
+  -- Even for a job due later: an idle worker sleeps until the next job it
+  -- knows of, and re-reads that time when woken.
+  perform dbos.wake_workers();
 end;
 $$;
 
@@ -252,8 +250,8 @@ comment on function dbos.enqueue_many(
 'no timeout) or has one element per job, a NULL element meaning the '
 'default. A job whose dedup_key is held by a pending or running job is not '
 'inserted: that job''s id is returned. Bad input raises (22004, 22023, '
-'22007) naming the job; nothing is inserted. Wakes workers when a job is '
-'due now.';
+'22007) naming the job; nothing is inserted. Wakes the workers (one '
+'NOTIFY per transaction).';
 
 create function dbos.enqueue(
   job_name text,
@@ -268,6 +266,7 @@ create function dbos.enqueue(
 returns bigint
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select dbos.enqueue_many(
     array[enqueue.job_name],

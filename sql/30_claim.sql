@@ -77,6 +77,7 @@ create function dbos.claim_job(
 returns setof dbos.job_queue
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   limited text[];
@@ -169,6 +170,7 @@ returns double precision
 language sql
 stable
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   -- Queues at their limit (or paused) cannot be claimed from: their jobs do
   -- not count, or an idle worker would wake for them again and again.
@@ -208,6 +210,7 @@ create function dbos.set_queue_limit(queue_name text, concurrency_limit int)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 begin
   if coalesce(length(set_queue_limit.queue_name), 0) not between 1 and 255 then

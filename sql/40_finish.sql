@@ -40,6 +40,7 @@ create function dbos.complete_jobs(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -86,6 +87,7 @@ create function dbos.complete_job(
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select exists (
     select
@@ -116,6 +118,7 @@ create function dbos.fail_jobs(
 returns table (job_id bigint, outcome text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -256,6 +259,7 @@ create function dbos.fail_job(
 returns text
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select f.outcome
   from dbos.fail_jobs(
@@ -289,6 +293,7 @@ create function dbos.snooze_jobs(
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -356,6 +361,7 @@ create function dbos.snooze_job(
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select exists (
     select

@@ -10,6 +10,7 @@ create function dbos.heartbeat(
 returns table (job_id bigint, state text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -68,6 +69,7 @@ create function dbos.report_progress(
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   is_cancel_requested boolean;
@@ -128,6 +130,7 @@ create function dbos.rescue_expired_jobs(retry_delay_ms int default 1000)
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   rescued int;
@@ -244,6 +247,7 @@ create function dbos.release_jobs(
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$

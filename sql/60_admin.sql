@@ -4,6 +4,7 @@ create function dbos.cancel_job(job_id bigint)
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   current_status text;
@@ -55,6 +56,7 @@ create function dbos.retry_dead_letter_job(id bigint)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   dead dbos.failed_jobs;
@@ -92,6 +94,7 @@ create function dbos.retry_dead_letter_jobs(job_name text)
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   dead_id bigint;
@@ -117,6 +120,7 @@ create function dbos.cancel_pending_jobs(job_name text)
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   cancelled int;
@@ -137,6 +141,7 @@ create function dbos.retry_job(job_id bigint)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   current_status text;
@@ -184,6 +189,7 @@ create function dbos.prune_jobs(older_than interval, max_rows int default null)
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   pruned int;

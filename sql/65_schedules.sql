@@ -186,6 +186,7 @@ create function dbos.schedule(
 returns timestamptz
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   next_run timestamptz;
@@ -259,6 +260,7 @@ create function dbos.unschedule(schedule_name text)
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   with removed as (
     delete from dbos.schedules as s
@@ -276,6 +278,7 @@ create function dbos.enqueue_due_schedules()
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   due record;

@@ -462,7 +462,7 @@ def test_enqueue_refuses_bad_input_and_writes_nothing(request, args, message, co
         ([], "the following arguments are required: command"),
         (["dbos"], "the following arguments are required: action"),
         (["serve"], "invalid choice: 'serve'"),
-        (["dbos", "retry"], "the following arguments are required: id"),
+        (["dbos", "retry"], "give a job id, or --name NAME --all"),
         (["dbos", "retry", "abc"], "a job id is a whole number"),
         (["dbos", "cancel", "0"], "a job id is a whole number from 1"),
         (["dbos", "cancel", str(2**63)], "a job id is a whole number from 1"),

@@ -179,11 +179,15 @@ def test_missing_database_url_says_what_to_set(monkeypatch):
         PgStackDBOS()
 
 
-def test_enqueue_notifies_once_per_statement_and_only_when_due(dbos, database_url):
+def test_enqueue_notifies_once_per_statement(dbos, database_url):
+    """One NOTIFY per enqueueing transaction, however many rows; a job due later wakes
+    the workers too (an idle one re-reads when its next job is due)."""
     with psycopg.connect(database_url, autocommit=True) as listener:
         listener.execute("listen dbos_job_queue")
         dbos.queue.enqueue_many("x", list(range(50)))
         dbos.queue.enqueue("x", {}, scheduled_for=timedelta(hours=1))
-        dbos.queue.enqueue("y", {})
+        with psycopg.connect(database_url) as conn, conn.transaction():
+            for _ in range(5):
+                dbos.queue.enqueue("y", {}, conn=conn)
         notices = list(listener.notifies(timeout=0.5))
-    assert [n.channel for n in notices] == ["dbos_job_queue", "dbos_job_queue"]
+    assert [n.channel for n in notices] == ["dbos_job_queue"] * 3

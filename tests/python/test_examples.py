@@ -131,12 +131,6 @@ def test_every_example_job_completes_or_is_dead_lettered(start_worker, examples_
     assert worker.wait() == 0, worker.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: queries.REPORT_PROGRESS sends the progress as double precision and "
-    "dbos.report_progress(bigint, numeric, ...) has no such overload: every progress "
-    "write of the heartbeater fails, so progress is never recorded",
-)
 def test_reporting_progress_logs_no_worker_error(start_worker, examples_env, dbos, db):
     worker = start_worker(str(EXAMPLES / "handlers.py"), "--retry-delay-ms", "50", env=examples_env)
     job_id = dbos.queue.enqueue("import-csv", {"file": "big.csv", "rows": 200_000})
