@@ -48,7 +48,15 @@ class PgStackDBOS:
         self._worker: Worker | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self, poll_interval_ms: int = 5000, *, concurrency: int = 10) -> None:
+    def start(
+        self,
+        poll_interval_ms: int = 5000,
+        *,
+        concurrency: int = 10,
+        queues: list[str] | None = None,
+        shutdown_timeout: float = 30.0,
+        lease_seconds: int = 60,
+    ) -> None:
         """Start a worker for the registered handlers in a background thread; returns at once."""
         if self._thread is not None and self._thread.is_alive():
             raise RuntimeError("this PgStackDBOS worker is already running")
@@ -56,6 +64,9 @@ class PgStackDBOS:
             concurrency=concurrency,
             poll_interval=poll_interval_ms / 1000,
             retry_delay_ms=self.retry_delay_ms,
+            queues=tuple(queues) if queues else None,
+            shutdown_timeout=shutdown_timeout,
+            lease_seconds=lease_seconds,
         )
         self._worker = Worker(self.connection_string, self.queue.registry, settings)
         self._thread = threading.Thread(

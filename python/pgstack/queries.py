@@ -126,15 +126,24 @@ ENQUEUE_DUE_SCHEDULES: Final = "select dbos.enqueue_due_schedules()"
 
 # Only the columns a handler needs travel back (HeldJob reads them in this order).
 CLAIM_JOBS: Final = """
-select c.id, c.job_name, c.payload, c.attempt, c.max_attempts, c.lease_token
-from dbos.claim_job(%s, %s, %s, %s) as c
+select c.id, c.job_name, c.payload, c.attempt, c.max_attempts, c.lease_token, c.timeout_seconds
+from dbos.claim_job(%s, %s, %s, %s, %s) as c
 """
 
-SECONDS_UNTIL_NEXT_JOB: Final = "select dbos.seconds_until_next_job(%s)"
+SECONDS_UNTIL_NEXT_JOB: Final = "select dbos.seconds_until_next_job(%s, %s)"
 
-COMPLETE_JOBS: Final = "select c.id from dbos.complete_jobs(%s, %s, %s) as c (id)"
+COMPLETE_JOBS: Final = """
+select c.id from dbos.complete_jobs(%s::bigint[], %s, %s::int[], %s::jsonb[]) as c (id)
+"""
 
-FAIL_JOBS: Final = "select f.job_id, f.outcome from dbos.fail_jobs(%s, %s, %s, %s, %s) as f"
+# A transactional handler's completion, inside the handler's own transaction.
+COMPLETE_JOB: Final = "select dbos.complete_job(%s, %s, %s, %s::jsonb)"
+
+FAIL_JOBS: Final = """
+select f.job_id, f.outcome from dbos.fail_jobs(%s, %s, %s, %s, %s, %s, %s, %s) as f
+"""
+
+SNOOZE_JOBS: Final = "select s.id from dbos.snooze_jobs(%s, %s, %s, %s) as s (id)"
 
 RELEASE_JOBS: Final = "select dbos.release_jobs(%s, %s, %s)"
 

@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(int, 0),
         default=None,
         metavar="N",
-        help="jobs claimed ahead of free capacity (default: concurrency, 10-100)",
+        help="jobs claimed ahead of free capacity (default: adaptive)",
     )
     parser.add_argument(
         "--lease-seconds",
@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=duration,
         default=timedelta(hours=24),
         help="prune finished jobs older than this (default 24h; 'forever' keeps)",
+    )
+    parser.add_argument(
+        "--queue",
+        action="append",
+        dest="queues",
+        metavar="NAME",
+        help="serve only this queue (repeat for several; default: every queue)",
     )
     parser.add_argument("--no-listen", action="store_true", help="poll only, no LISTEN/NOTIFY")
     parser.add_argument(
@@ -124,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             shutdown_timeout=args.shutdown_timeout,
             keep=args.keep,
             listen=not args.no_listen,
+            queues=tuple(args.queues) if args.queues else None,
             **extra,
         )
         worker = Worker(url, registry, settings)

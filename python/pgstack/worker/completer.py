@@ -1,4 +1,4 @@
-"""Finished and failed jobs, written in batches: one statement for many jobs.
+"""Finished, failed and snoozed jobs, written in batches: one statement for many jobs.
 
 There is no fixed delay: while one write is in flight the next batch gathers, so under
 load a batch holds everything that finished during a round trip, and when idle a job
@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable
+from typing import NamedTuple
 
 from pgstack import queries
+from pgstack.registry import RetryPolicy
 from pgstack.worker.held import HeldJob
-from pgstack.worker.links import AsyncLink, LinkGaveUp
+from pgstack.worker.links import AsyncLink, LinkGaveUp, int_array
 from pgstack.worker.stats import WorkerStats
 
 logger = logging.getLogger("pgstack.worker")
+
+
+class Failure(NamedTuple):
+    job: HeldJob
+    error: str
+    policy: RetryPolicy
+    # Straight to the dead letter (PermanentError, or an exception of retry.no_retry).
+    permanent: bool
 
 
 class Completer:
@@ -25,6 +36,7 @@ class Completer:
         link: AsyncLink,
         worker_id: str,
         retry_delay_ms: int,
+        lease_seconds: int,
         stats: WorkerStats,
         on_written: Callable[[list[HeldJob]], None],
         on_retry_scheduled: Callable[[], None],
@@ -32,23 +44,33 @@ class Completer:
         self._link = link
         self._worker_id = worker_id
         self._retry_delay_ms = retry_delay_ms
+        self._lease_seconds = lease_seconds
         self._stats = stats
         self._on_written = on_written
         self._on_retry_scheduled = on_retry_scheduled
-        self._completed: list[HeldJob] = []
-        self._failed: list[tuple[HeldJob, str]] = []
+        # (job, result as JSON text or None)
+        self._completed: list[tuple[HeldJob, str | None]] = []
+        self._failed: list[Failure] = []
+        self._snoozed: list[tuple[HeldJob, float]] = []
         self._work = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self.giving_up = False
 
-    def complete(self, job: HeldJob) -> None:
-        self._completed.append(job)
+    def complete(self, job: HeldJob, result: str | None = None) -> None:
+        self._completed.append((job, result))
         self._idle.clear()
         self._work.set()
 
-    def fail(self, job: HeldJob, error: str) -> None:
-        self._failed.append((job, error))
+    def fail(
+        self, job: HeldJob, error: str, policy: RetryPolicy, *, permanent: bool = False
+    ) -> None:
+        self._failed.append(Failure(job, error, policy, permanent))
+        self._idle.clear()
+        self._work.set()
+
+    def snooze(self, job: HeldJob, seconds: float) -> None:
+        self._snoozed.append((job, seconds))
         self._idle.clear()
         self._work.set()
 
@@ -60,31 +82,64 @@ class Completer:
         while True:
             await self._work.wait()
             self._work.clear()
-            while self._completed or self._failed:
+            while self._completed or self._failed or self._snoozed:
                 completed, self._completed = self._completed, []
                 failed, self._failed = self._failed, []
+                snoozed, self._snoozed = self._snoozed, []
                 try:
                     if completed:
                         await self._write_completed(completed)
                     if failed:
                         await self._write_failed(failed)
+                    if snoozed:
+                        await self._write_snoozed(snoozed)
                 except LinkGaveUp:
                     logger.warning(
                         "completer: database unreachable at shutdown; %d result(s) not written, "
                         "their jobs come back when their leases expire",
-                        len(completed) + len(failed),
+                        len(completed) + len(failed) + len(snoozed),
                     )
                 finally:
-                    self._on_written([*completed, *(job for job, _ in failed)])
+                    self._on_written(
+                        [j for j, _ in completed]
+                        + [f.job for f in failed]
+                        + [j for j, _ in snoozed]
+                    )
             self._idle.set()
 
     def _give_up(self) -> bool:
         return self.giving_up
 
-    async def _write_completed(self, jobs: list[HeldJob]) -> None:
+    async def _write_progress(self, jobs: list[HeldJob]) -> None:
+        """A progress reported just before the end (say 100 %) is written first, so it is
+        not lost with the job's last heartbeat."""
+        for job in jobs:
+            if job.progress_dirty:
+                job.progress_dirty = False
+                await self._link.fetch(
+                    queries.REPORT_PROGRESS,
+                    (
+                        job.id,
+                        job.progress,
+                        job.progress_message,
+                        self._lease_seconds,
+                        job.lease_token,
+                    ),
+                    give_up=self._give_up,
+                )
+
+    async def _write_completed(self, completed: list[tuple[HeldJob, str | None]]) -> None:
+        jobs = [job for job, _ in completed]
+        await self._write_progress(jobs)
+        results = [result for _, result in completed]
         rows = await self._link.fetch(
             queries.COMPLETE_JOBS,
-            ([j.id for j in jobs], self._worker_id, [j.lease_token for j in jobs]),
+            (
+                int_array([j.id for j in jobs]),
+                self._worker_id,
+                int_array([j.lease_token for j in jobs]),
+                results if any(r is not None for r in results) else None,
+            ),
             give_up=self._give_up,
         )
         self._stats.completed += len(rows)
@@ -99,22 +154,35 @@ class Completer:
                         job.describe(),
                     )
 
-    async def _write_failed(self, failures: list[tuple[HeldJob, str]]) -> None:
-        rows = await self._link.fetch(
-            queries.FAIL_JOBS,
-            (
-                [j.id for j, _ in failures],
-                [error for _, error in failures],
-                self._retry_delay_ms,
-                self._worker_id,
-                [j.lease_token for j, _ in failures],
-            ),
-            give_up=self._give_up,
-        )
-        outcomes = dict(rows)
+    async def _write_failed(self, failures: list[Failure]) -> None:
+        await self._write_progress([f.job for f in failures])
+        # One statement per retry policy (usually one for the whole batch).
+        groups: dict[tuple[int, int, float, bool], list[Failure]] = defaultdict(list)
+        for failure in failures:
+            policy = failure.policy
+            base = self._retry_delay_ms if policy.base_delay_ms is None else policy.base_delay_ms
+            groups[(base, policy.max_delay_ms, policy.jitter, failure.permanent)].append(failure)
+        outcomes: dict[int, str] = {}
+        for (base, max_delay, jitter, permanent), group in groups.items():
+            rows = await self._link.fetch(
+                queries.FAIL_JOBS,
+                (
+                    [f.job.id for f in group],
+                    [f.error for f in group],
+                    base,
+                    self._worker_id,
+                    [f.job.lease_token for f in group],
+                    max_delay,
+                    jitter,
+                    permanent,
+                ),
+                give_up=self._give_up,
+            )
+            outcomes.update(rows)
         if "pending" in outcomes.values():
             self._on_retry_scheduled()  # the claim loop re-reads when the next job is due
-        for job, error in failures:
+        for failure in failures:
+            job, error = failure.job, failure.error
             outcome = outcomes.get(job.id)
             if outcome == "pending":
                 self._stats.retried += 1
@@ -122,7 +190,10 @@ class Completer:
             elif outcome == "dead":
                 self._stats.dead += 1
                 logger.error(
-                    "%s failed for the last time, dead-lettered: %s", job.describe(), error
+                    "%s failed%s, dead-lettered: %s",
+                    job.describe(),
+                    " permanently" if failure.permanent else " for the last time",
+                    error,
                 )
             elif outcome == "cancelled":
                 self._stats.cancelled += 1
@@ -132,3 +203,24 @@ class Completer:
                 logger.warning(
                     "%s failed but the failure was refused: its lease was lost", job.describe()
                 )
+
+    async def _write_snoozed(self, snoozed: list[tuple[HeldJob, float]]) -> None:
+        rows = await self._link.fetch(
+            queries.SNOOZE_JOBS,
+            (
+                [job.id for job, _ in snoozed],
+                [seconds for _, seconds in snoozed],
+                self._worker_id,
+                [job.lease_token for job, _ in snoozed],
+            ),
+            give_up=self._give_up,
+        )
+        self._on_retry_scheduled()
+        written = {row[0] for row in rows}
+        for job, seconds in snoozed:
+            if job.id in written:
+                self._stats.snoozed += 1
+                logger.info("%s snoozed for %.3g s", job.describe(), seconds)
+            else:
+                self._stats.refused += 1
+                logger.warning("%s snoozed but its lease was lost", job.describe())

@@ -1,7 +1,8 @@
 """The heartbeater: a thread of its own, so handlers that block the event loop or keep
 the CPU busy cannot starve it. It extends the leases of every job in hand (prefetched
 ones too), writes reported progress, learns of cancels and lost leases, rescues the
-jobs of dead workers and prunes old finished jobs, each on its own interval."""
+jobs of dead workers, enqueues the periodic jobs that are due and prunes old finished
+jobs, each on its own interval."""
 
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class Heartbeater(threading.Thread):
         next_heartbeat = now + settings.heartbeat_every
         next_rescue = now  # at start: bring back what a crashed predecessor left
         next_prune = now + min(5.0, settings.prune_interval)
+        next_schedules = now
         while not self._stop_event.is_set():
             now = time.monotonic()
             if now >= next_heartbeat:
@@ -66,7 +68,9 @@ class Heartbeater(threading.Thread):
                 next_rescue = now + settings.rescue_every
             if settings.keep is not None and now >= next_prune and self._prune(settings.keep):
                 next_prune = now + settings.prune_interval
-            wait = min(next_heartbeat, next_rescue, next_prune) - time.monotonic()
+            if now >= next_schedules and self._enqueue_due_schedules():
+                next_schedules = now + settings.schedule_interval
+            wait = min(next_heartbeat, next_rescue, next_prune, next_schedules) - time.monotonic()
             self._wake.wait(timeout=max(0.0, min(wait, 1.0)))
             self._wake.clear()
 
@@ -122,6 +126,15 @@ class Heartbeater(threading.Thread):
             # claim loop must re-read when the next job is due, or it sleeps a poll
             # interval while they wait.
             self._on_rescued()
+        return True
+
+    def _enqueue_due_schedules(self) -> bool:
+        """Periodic jobs whose tick has come (once per tick across all workers)."""
+        rows = self._link.fetch(queries.ENQUEUE_DUE_SCHEDULES)
+        if rows is None:
+            return False
+        if rows[0][0]:
+            logger.info("enqueued %d periodic job(s)", rows[0][0])
         return True
 
     def _prune(self, keep: timedelta) -> bool:

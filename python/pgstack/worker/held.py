@@ -48,7 +48,10 @@ class HeldJob:
         "progress_dirty",
         "progress_message",
         "started_at",
+        "state",
         "task",
+        "timed_out",
+        "timeout_seconds",
         "wake_heartbeater",
     )
 
@@ -63,13 +66,18 @@ class HeldJob:
         self.attempt: int = row[3]
         self.max_attempts: int = row[4]
         self.lease_token: int = row[5]
+        self.timeout_seconds: int | None = row[6]
         self.cancel_requested = False
         self.lost = False
+        self.timed_out = False
         self.progress: float | None = None
         self.progress_message: str | None = None
         self.progress_dirty = False
         self.started_at = 0.0
-        self.task: asyncio.Future[Any] | None = None
+        # waiting (claimed, in hand) -> running (a runner runs its handler) -> done
+        self.state = "waiting"
+        # The runner task running it, while it runs.
+        self.task: asyncio.Task[Any] | None = None
         self.wake_heartbeater = wake_heartbeater
 
     def report_progress(self, progress: float | None, message: str | None = None) -> _Reported:

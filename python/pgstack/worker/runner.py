@@ -13,16 +13,16 @@ import logging
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
 
 from pgstack import queries
 from pgstack.config import describe, redact_message
-from pgstack.errors import ConfigurationError, JobCancelled
+from pgstack.errors import ConfigurationError, JobCancelled, PayloadError, PermanentError, Snooze
 from pgstack.migrate import load_migrations, schema_version
-from pgstack.registry import Handler, HandlerRegistry
+from pgstack.payloads import to_json
+from pgstack.registry import DEFAULT_RETRY, Handler, HandlerRegistry
 from pgstack.worker.completer import Completer
 from pgstack.worker.heartbeater import Heartbeater
 from pgstack.worker.held import HeldJob
@@ -30,6 +30,8 @@ from pgstack.worker.links import AsyncLink, LinkGaveUp
 from pgstack.worker.listener import Listener
 from pgstack.worker.settings import WorkerSettings
 from pgstack.worker.stats import WorkerStats
+from pgstack.worker.threads import HandlerThreads
+from pgstack.worker.transactions import LeaseLost, Transactions
 
 logger = logging.getLogger("pgstack.worker")
 
@@ -47,12 +49,31 @@ def error_text(error: BaseException) -> str:
     return text
 
 
-def check_schema(conninfo: str) -> None:
-    """Refuse to run against a database without the schema, or with an older or newer one."""
+def check_schema(conninfo: str, registry: HandlerRegistry | None = None) -> None:
+    """Refuse to run against a database without the schema, or with an older or newer one;
+    then declare the periodic jobs of the handlers that have a cron."""
     known = len(load_migrations())
     try:
         with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
             version = schema_version(conn)
+            if version == known and registry is not None:
+                for handler in registry:
+                    if handler.cron:
+                        conn.execute(
+                            queries.SCHEDULE,
+                            (
+                                handler.job_name,
+                                handler.cron,
+                                handler.job_name,
+                                "{}",
+                                "UTC",
+                                "default",
+                                0,
+                                3,
+                            ),
+                        )
+    except psycopg.errors.InvalidParameterValue as error:
+        raise ConfigurationError(f"bad cron: {error.diag.message_primary}") from None
     except psycopg.Error as error:
         raise ConfigurationError(
             f"cannot use the database {describe(conninfo)}: "
@@ -70,6 +91,13 @@ def check_schema(conninfo: str) -> None:
             f"the database schema is at migration {version:04d} but this pgstack needs "
             f"{known:04d}: run `pgstack migrate`"
         )
+
+
+def _uncancel(task: asyncio.Task[Any] | None) -> None:
+    """A runner that caught the cancel of one job goes on with the next: the task's
+    cancel count goes back down (Python 3.11+), so later timeouts inside it work."""
+    if task is not None and hasattr(task, "uncancel"):
+        task.uncancel()
 
 
 def _run_sync(handler: Handler, job: HeldJob) -> Any:
@@ -103,11 +131,16 @@ class Worker:
         self._stop_requested = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._capacity = asyncio.Event()
+        self._work_ready = asyncio.Event()
+        self._all_idle = asyncio.Event()
+        self._runners: list[asyncio.Task[None]] = []
         self._started = threading.Event()
         self._startup_error: BaseException | None = None
-        self._threads = ThreadPoolExecutor(
-            max_workers=self.settings.concurrency, thread_name_prefix="pgstack-handler"
-        )
+        self._threads = HandlerThreads()
+        self._transactions: Transactions | None = None
+        # Running averages that size the prefetch (see _prefetch).
+        self._job_seconds = 0.01
+        self._claim_seconds = 0.002
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -154,10 +187,16 @@ class Worker:
             results,
             self.worker_id,
             settings.retry_delay_ms,
+            settings.lease_seconds,
             self.stats,
             self._written,
             on_retry_scheduled=self._wake,
         )
+        if any(h.transactional for h in self.registry):
+            self._transactions = Transactions(
+                self.conninfo, self.worker_id, settings.concurrency, settings.lease_seconds
+            )
+            await self._transactions.open()
         heartbeater = Heartbeater(
             self.conninfo, settings, self._jobs_in_hand, self._lease_news, self._wake_threadsafe
         )
@@ -174,14 +213,19 @@ class Worker:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(listener.listening.wait(), timeout=5)
         heartbeater.start()
+        self._runners = [
+            asyncio.create_task(self._runner(), name=f"runner-{n}")
+            for n in range(settings.concurrency)
+        ]
         claim_loop = asyncio.create_task(self._claim_loop(), name="claimer")
         logger.info(
-            "worker %s started: %d handler(s) [%s], concurrency %d, prefetch %d",
+            "worker %s started: %d handler(s) [%s], queues [%s], concurrency %d, prefetch %s",
             self.worker_id,
             len(self.registry),
             ", ".join(self.registry.names()),
+            ", ".join(settings.queues) if settings.queues else "all",
             settings.concurrency,
-            settings.prefetch_size,
+            "adaptive" if settings.prefetch is None else settings.prefetch,
         )
         self._started.set()
         try:
@@ -191,7 +235,7 @@ class Worker:
         return clean
 
     async def _check_schema(self) -> None:
-        await asyncio.to_thread(check_schema, self.conninfo)
+        await asyncio.to_thread(check_schema, self.conninfo, self.registry)
 
     async def _shutdown(
         self,
@@ -210,24 +254,25 @@ class Worker:
         waiting = list(self._waiting)
         self._waiting.clear()
         await self._release(waiting, "not started")
-        running = [
-            j.task for j in self.in_hand.values() if j.task is not None and not j.task.done()
-        ]
-        if running:
+        if self._running:
             logger.info(
                 "waiting up to %.0f s for %d running job(s)",
                 settings.shutdown_timeout,
-                len(running),
+                self._running,
             )
-            await asyncio.wait(running, timeout=settings.shutdown_timeout)
-        self._completer.giving_up = True
+            self._all_idle.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._all_idle.wait(), timeout=settings.shutdown_timeout)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._completer.flush(), timeout=10)
-        stuck = [j for j in self.in_hand.values() if j.task is not None and not j.task.done()]
+        self._completer.giving_up = True
+        stuck = [j for j in self.in_hand.values() if j.state == "running"]
         if stuck:
             self._abandoning = True
-            for job in stuck:
-                job.task.cancel()  # type: ignore[union-attr]
+        for runner in self._runners:
+            runner.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        if stuck:
             await self._release(stuck, "still running at the shutdown timeout")
         for task in tasks:
             task.cancel()
@@ -235,11 +280,13 @@ class Worker:
         self._heartbeater.stop()
         for link in links:
             await link.close()
+        if self._transactions is not None:
+            await self._transactions.close()
         threads_busy = any(
             not self.registry.get(j.job_name).is_async  # type: ignore[union-attr]
             for j in stuck
         )
-        self._threads.shutdown(wait=not threads_busy, cancel_futures=True)
+        self._threads.shutdown()
         logger.info("worker %s stopped", self.worker_id)
         return not threads_busy
 
@@ -274,11 +321,21 @@ class Worker:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(self._wakeup.set)
 
+    def _prefetch(self) -> int:
+        """Jobs to hold beyond the running ones. Fixed with --prefetch; otherwise as many
+        as finish during two claim round trips (from running averages of both), so the
+        next claim lands before the hands run empty: hundreds for no-op jobs, none for
+        slow ones, which then never sit in one worker while another is idle."""
+        if self.settings.prefetch is not None:
+            return self.settings.prefetch
+        rate = self.settings.concurrency / max(self._job_seconds, 1e-5)
+        return int(min(self.settings.max_claim_batch, 2 * rate * self._claim_seconds))
+
     def _claim_size(self) -> int:
         """How many jobs to claim now (0: wait). Claims fill the free slots plus the
         prefetch; with work still waiting in hand a claim waits until a quarter of the
         room is free, so claims come in batches rather than one job at a time."""
-        room = self.settings.concurrency + self.settings.prefetch_size
+        room = self.settings.concurrency + self._prefetch()
         free = room - self._running - len(self._waiting)
         if free <= 0:
             return 0
@@ -288,6 +345,7 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         names = self.registry.names()
+        queues = list(self.settings.queues) if self.settings.queues else None
         settings = self.settings
         more_due = True
         while not self._stopping:
@@ -299,7 +357,7 @@ class Worker:
             if not more_due:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(
-                        self._wakeup.wait(), timeout=await self._idle_wait(names)
+                        self._wakeup.wait(), timeout=await self._idle_wait(names, queues)
                     )
                 if self._stopping:
                     break
@@ -307,11 +365,13 @@ class Worker:
                 if want == 0:
                     continue
             self._wakeup.clear()
+            began = time.monotonic()
             rows = await self._claims.fetch(
                 queries.CLAIM_JOBS,
-                (self.worker_id, names, want, settings.lease_seconds),
+                (self.worker_id, names, want, settings.lease_seconds, queues),
                 give_up=lambda: self._stopping,
             )
+            self._claim_seconds += 0.2 * (time.monotonic() - began - self._claim_seconds)
             self.stats.claimed += len(rows)
             for row in rows:
                 job = HeldJob(row, self._heartbeater.poke)
@@ -320,14 +380,14 @@ class Worker:
             self._start_jobs()
             more_due = len(rows) == want
 
-    async def _idle_wait(self, names: list[str]) -> float:
+    async def _idle_wait(self, names: list[str], queues: list[str] | None) -> float:
         """How long to sleep when nothing is due: until the next scheduled job or retry
         (by the database's clock), at most the poll interval."""
         poll = self.settings.poll_interval
         if self._wakeup.is_set():
             return 0
         rows = await self._claims.fetch(
-            queries.SECONDS_UNTIL_NEXT_JOB, (names,), give_up=lambda: self._stopping
+            queries.SECONDS_UNTIL_NEXT_JOB, (names, queues), give_up=lambda: self._stopping
         )
         seconds: float | None = rows[0][0] if rows else None
         if seconds is None:
@@ -340,44 +400,101 @@ class Worker:
     # -- running handlers ------------------------------------------------------------
 
     def _start_jobs(self) -> None:
-        if self._stopping:
-            return
-        loop = self._loop
-        assert loop is not None
-        concurrency = self.settings.concurrency
-        while self._waiting and self._running < concurrency:
+        if self._waiting and not self._stopping:
+            self._work_ready.set()
+
+    async def _runner(self) -> None:
+        """One of `concurrency` long-lived tasks, each running waiting jobs one after the
+        other: at most `concurrency` jobs run at once, and a job costs no task of its own
+        (a handler that never waits runs without a trip through the event loop)."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        yielded = loop.time()
+        while not self._stopping:
+            if not self._waiting:
+                self._work_ready.clear()
+                try:
+                    await self._work_ready.wait()
+                except asyncio.CancelledError:
+                    if self._stopping:
+                        return
+                    _uncancel(task)
+                continue
             job = self._waiting.popleft()
-            self._running += 1
-            job.task = loop.create_task(self._execute(job))
+            job.task = task
+            await self._execute(job)
+            if loop.time() - yielded > 0.001:
+                # Let the claimer, the completer and the other runners in.
+                try:
+                    await asyncio.sleep(0)
+                except asyncio.CancelledError:
+                    if self._stopping:
+                        return
+                    _uncancel(task)
+                yielded = loop.time()
+
+    def _call(self, handler: Handler, job: HeldJob) -> Any:
+        """The awaitable that runs the handler: a coroutine, or a thread's future."""
+        if handler.transactional:
+            transactions = self._transactions
+            assert transactions is not None
+            if handler.is_async:
+                return transactions.run_async(handler, job)
+            return asyncio.wrap_future(self._threads.submit(transactions.run_sync, handler, job))
+        if handler.is_async:
+            if handler.takes_progress:
+                return handler.fn(job.payload, job.report_progress)
+            return handler.fn(job.payload)
+        return asyncio.wrap_future(self._threads.submit(_run_sync, handler, job))
+
+    def _time_out(self, job: HeldJob) -> None:
+        """A job past its timeout: its runner stops waiting for it (a sync handler's
+        thread cannot be stopped; it is abandoned, and its lease no longer renewed)."""
+        if job.state == "running" and job.task is not None:
+            job.timed_out = True
+            job.task.cancel()
 
     async def _execute(self, job: HeldJob) -> None:
         handler = self.registry.get(job.job_name)
+        job.state = "running"
+        self._running += 1
         self.stats.started += 1
         job.started_at = time.monotonic()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s started", job.describe())
+        timer: asyncio.TimerHandle | None = None
+        timeout: float = 0
         try:
             if handler is None:  # claimed by name, so only if the registry changed
                 raise LookupError(f"no handler for job {job.job_name!r}")
-            if handler.is_async:
-                if handler.takes_progress:
-                    await handler.fn(job.payload, job.report_progress)
-                else:
-                    await handler.fn(job.payload)
-            else:
+            timeout = job.timeout_seconds or handler.timeout or 0
+            if timeout:
                 assert self._loop is not None
-                await self._loop.run_in_executor(self._threads, _run_sync, handler, job)
+                timer = self._loop.call_later(timeout, self._time_out, job)
+            result = await self._call(handler, job)
         except asyncio.CancelledError:
             if self._abandoning:
-                return  # released by the shutdown
-            self._completer.fail(job, "JobCancelled: cancelled while running")
-        except JobCancelled as error:
-            self._completer.fail(job, error_text(error))
+                raise  # released by the shutdown; the runner ends
+            _uncancel(job.task)
+            if job.timed_out:
+                self._fail(
+                    job, handler, f"TimeoutError: ran longer than its timeout of {timeout:g} s"
+                )
+            else:
+                self._fail(job, handler, "JobCancelled: cancelled while running")
+        except Snooze as snooze:
+            self._completer.snooze(job, snooze.seconds)
+        except LeaseLost as error:
+            self.stats.refused += 1
+            logger.warning("%s", error)
+            self._written([job])
         except BaseException as error:
             # BaseException too: a handler's SystemExit, KeyboardInterrupt or
             # RecursionError fails its job, never the worker.
-            logger.warning("%s raised:", job.describe(), exc_info=error)
-            self._completer.fail(job, error_text(error))
+            if not isinstance(error, JobCancelled):
+                logger.warning("%s raised:", job.describe(), exc_info=error)
+            self._fail(job, handler, error_text(error), error)
         else:
             if logger.isEnabledFor(logging.INFO):
                 logger.info(
@@ -385,12 +502,42 @@ class Worker:
                     job.describe(),
                     (time.monotonic() - job.started_at) * 1000,
                 )
-            self._completer.complete(job)
+            if handler is not None and handler.transactional:
+                self.stats.completed += 1  # in the handler's own transaction
+                self._written([job])
+            elif result is None:
+                self._completer.complete(job)
+            else:
+                try:
+                    self._completer.complete(
+                        job, to_json(result, what=f"result of {job.describe()}")
+                    )
+                except PayloadError as error:
+                    self._fail(job, handler, error_text(error))
         finally:
+            if timer is not None:
+                timer.cancel()
+            job.state = "done"
             self._running -= 1
-            if not self._stopping:
-                self._start_jobs()
-                self._capacity.set()
+            if self._running == 0:
+                self._all_idle.set()
+            self._job_seconds += 0.05 * (time.monotonic() - job.started_at - self._job_seconds)
+            self._capacity.set()
+
+    def _fail(
+        self,
+        job: HeldJob,
+        handler: Handler | None,
+        error: str,
+        exception: BaseException | None = None,
+    ) -> None:
+        policy = handler.retry if handler is not None else DEFAULT_RETRY
+        permanent = isinstance(exception, PermanentError) or (
+            exception is not None
+            and bool(policy.no_retry)
+            and isinstance(exception, policy.no_retry)
+        )
+        self._completer.fail(job, error, policy, permanent=permanent)
 
     def _written(self, jobs: list[HeldJob]) -> None:
         """The completer wrote these jobs' results: they leave our hands."""
@@ -424,16 +571,19 @@ class Worker:
                 return
             job.lost = True
             logger.warning("%s: lease lost (it was rescued or claimed elsewhere)", job.describe())
-        if job.task is None:  # still waiting in hand: never start it
+        if job.state == "waiting":  # still waiting in hand: never start it
             with contextlib.suppress(ValueError):
                 self._waiting.remove(job)
             if job.lost:
                 self.in_hand.pop(job.id, None)
             else:
-                self._completer.fail(job, "JobCancelled: cancelled before it started")
+                self._completer.fail(
+                    job, "JobCancelled: cancelled before it started", DEFAULT_RETRY
+                )
             self._capacity.set()
             return
         handler = self.registry.get(job.job_name)
-        if handler is not None and handler.is_async and not job.task.done():
+        if job.state == "running" and handler is not None and handler.is_async:
+            assert job.task is not None
             job.task.cancel()
         # A sync handler learns it from its next report_progress (JobCancelled).

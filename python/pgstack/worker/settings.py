@@ -21,8 +21,12 @@ class WorkerSettings:
     # Jobs running at once (async tasks and threads together).
     concurrency: int = 10
     # Jobs claimed ahead of free capacity, held under leases and released on shutdown.
-    # None: the default, one claim's worth per concurrency slot, bounded (see `prefetch_size`).
+    # None: adaptive, as many as finish during two claim round trips (Worker._prefetch).
     prefetch: int | None = None
+    # Serve only these queues (None: every queue).
+    queues: tuple[str, ...] | None = None
+    # How often the periodic jobs that are due are enqueued (by any one worker).
+    schedule_interval: float = 1.0
     # Fallback poll when no NOTIFY arrives (scheduled and retried jobs, lost notifications).
     poll_interval: float = 5.0
     # How long a claim holds a job without a heartbeat.
@@ -55,16 +59,11 @@ class WorkerSettings:
             "prefetch": self.prefetch is None or self.prefetch >= 0,
             "max_claim_batch": self.max_claim_batch >= 1,
             "prune_interval": self.prune_interval > 0,
+            "schedule_interval": self.schedule_interval > 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"{name} is out of range: {getattr(self, name)!r}")
-
-    @property
-    def prefetch_size(self) -> int:
-        if self.prefetch is not None:
-            return self.prefetch
-        return min(max(self.concurrency, 10), 100)
 
     @property
     def heartbeat_every(self) -> float:

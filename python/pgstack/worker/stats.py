@@ -13,6 +13,7 @@ class WorkerStats:
     retried: int = 0
     dead: int = 0
     cancelled: int = 0
+    snoozed: int = 0
     # Results the database refused because the lease had moved on.
     refused: int = 0
     released: int = 0
