@@ -23,6 +23,7 @@ POSIX only.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
@@ -144,19 +145,10 @@ def stop() -> None:
             return
         pg_ctl = Path(psutil.Process(info.pid).exe()).parent / "pg_ctl"
         log.info("stopping embedded PostgreSQL (pid %d, data in %s)", info.pid, pgdata)
+        cmd = [str(pg_ctl), "-D", str(pgdata), "-m", "fast", "-w", "-t", "30", "stop"]
         try:
             subprocess.run(
-                [
-                    str(pg_ctl),
-                    "-D",
-                    str(pgdata),
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    "30",
-                    "stop",
-                ],
+                cmd,
                 check=True,
                 capture_output=True,
                 text=True,
@@ -166,12 +158,13 @@ def stop() -> None:
             )
         except (subprocess.SubprocessError, OSError) as exc:
             log.warning("pg_ctl stop failed (%s); terminating pid %d", exc, info.pid)
-            proc = psutil.Process(info.pid)
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except psutil.TimeoutExpired:
-                proc.kill()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc = psutil.Process(info.pid)
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except psutil.TimeoutExpired:
+                    proc.kill()
 
 
 def _backend() -> ModuleType:
