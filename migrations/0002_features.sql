@@ -1128,6 +1128,9 @@ set search_path = pg_catalog, pg_temp
 security definer
 as $$
 declare
+  expired_ids bigint[];
+  expired_tokens int[];
+  expired_errors text[];
   rescued int;
 begin
   if rescue_expired_jobs.retry_delay_ms < 0 then
@@ -1137,92 +1140,59 @@ begin
         'retry_delay_ms must be 0 or more, got %s',
         rescue_expired_jobs.retry_delay_ms);
   end if;
-  -- One guarded statement: the rows are re-checked and locked with SKIP
-  -- LOCKED, so a completion or cancel that lands between the scan and the
-  -- write is either waited out (its row is skipped) or seen (the row no
-  -- longer matches); a finished job is never overwritten.
-  with expired as materialized (
-    select
-      j.id,
-      j.attempt,
-      j.max_attempts,
-      j.cancel_requested,
+
+  -- The expired claims are locked with SKIP LOCKED and re-checked when
+  -- locked, so a completion or cancel that lands meanwhile is either waited
+  -- out (its row is skipped) or seen (the row no longer matches). Then they
+  -- fail like any attempt, through fail_jobs, fenced by the tokens read
+  -- here: a finished job is never overwritten.
+  select
+    array_agg(e.id),
+    array_agg(e.lease_token),
+    array_agg(
       case
-        when j.started_at + make_interval(secs => j.timeout_seconds) <= now()
+        when e.started_at + make_interval(secs => e.timeout_seconds) <= now()
           then format(
             'timed out: still running after its timeout of %s s '
             '(worker %s, attempt %s of %s)',
-            j.timeout_seconds, j.locked_by, j.attempt, j.max_attempts
+            e.timeout_seconds, e.locked_by, e.attempt, e.max_attempts
           )
         else format(
           'lease expired at %s: worker %s stopped heartbeating '
           '(attempt %s of %s)',
-          j.lease_expires_at, j.locked_by, j.attempt, j.max_attempts
+          e.lease_expires_at, e.locked_by, e.attempt, e.max_attempts
         )
-      end as error
+      end
+    )
+  into expired_ids, expired_tokens, expired_errors
+  from (
+    select
+      j.id,
+      j.lease_token,
+      j.started_at,
+      j.timeout_seconds,
+      j.locked_by,
+      j.attempt,
+      j.max_attempts,
+      j.lease_expires_at
     from dbos.job_queue as j
     where j.status = 'running' and j.lease_expires_at < now()
     order by j.lease_expires_at
     limit 10000
     for update skip locked
-  ),
+  ) as e;
 
-  dead as (
-    delete from dbos.job_queue as j
-    using expired as e
-    where
-      j.id = e.id
-      and e.attempt >= e.max_attempts
-      and not e.cancel_requested
-    returning
-      j.id, j.job_name, j.payload, e.error, j.attempt, j.max_attempts,
-      j.created_at, j.priority, j.queue_name, j.dedup_key, j.timeout_seconds
-  ),
-
-  buried as (
-    insert into dbos.failed_jobs as d (
-      id, job_name, payload, error, attempt, max_attempts, original_created_at,
-      priority, queue_name, dedup_key, timeout_seconds
-    )
-    select
-      dead.id,
-      dead.job_name,
-      dead.payload,
-      dead.error,
-      dead.attempt,
-      dead.max_attempts,
-      dead.created_at,
-      dead.priority,
-      dead.queue_name,
-      dead.dedup_key,
-      dead.timeout_seconds
-    from dead
-    returning d.id
-  ),
-
-  revived as (
-    update dbos.job_queue as j
-    set
-      status = case when e.cancel_requested then 'cancelled' else 'pending' end,
-      error = e.error,
-      scheduled_for = case
-        when e.cancel_requested then j.scheduled_for
-        else now() + dbos.retry_delay(
-          e.attempt, coalesce(rescue_expired_jobs.retry_delay_ms, 1000)
-        )
-      end,
-      completed_at = case when e.cancel_requested then now() end,
-      locked_by = case when e.cancel_requested then j.locked_by end,
-      lease_expires_at = null
-    from expired as e
-    where
-      j.id = e.id
-      and (e.attempt < e.max_attempts or e.cancel_requested)
-    returning j.id
-  )
-
-  select (select count(*) from buried) + (select count(*) from revived)
-  into rescued;
+  if expired_ids is null then
+    return 0;
+  end if;
+  select count(*) into rescued
+  from dbos.fail_jobs(
+    expired_ids,
+    expired_errors,
+    coalesce(rescue_expired_jobs.retry_delay_ms, 1000),
+    null,
+    expired_tokens
+  );
   return rescued;
 end;
 $$;
