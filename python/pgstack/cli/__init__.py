@@ -1,0 +1,1 @@
+"""The command lines: ``pgstack`` (migrate, inspect and operate) and ``pgstack-run`` (worker)."""

@@ -1,0 +1,55 @@
+"""What the client hands back: jobs and dead-letter jobs as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+JobStatus = Literal["pending", "running", "completed", "cancelled"]
+STATUSES: tuple[str, ...] = ("pending", "running", "completed", "cancelled")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A row of ``dbos.job_queue`` (columns of ``queries.JOB_COLUMNS``, in that order)."""
+
+    id: int
+    job_name: str
+    payload: Any
+    status: JobStatus
+    attempt: int
+    max_attempts: int
+    error: str | None
+    scheduled_for: datetime
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    progress: int | None
+    progress_message: str | None
+    locked_by: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+
+
+@dataclass(frozen=True)
+class DeadLetterJob:
+    """A row of ``dbos.failed_jobs``: a job that used up its attempts."""
+
+    id: int
+    job_name: str
+    payload: Any
+    error: str | None
+    attempt: int
+    max_attempts: int
+    original_created_at: datetime
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueCount:
+    """One line of ``dbos.queue_stats``: how many jobs of a name are in a status."""
+
+    job_name: str
+    status: str
+    jobs: int

@@ -1,0 +1,127 @@
+"""Every SQL statement pgstack sends, in one place: the whole client-database contract.
+
+The queue's logic lives in the ``dbos`` functions; these statements only call them
+(or read the catalog, for the migrator). Parameters are psycopg placeholders.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- migrations ----------------------------------------------------------------
+
+# Held for the whole run, so two migrators never interleave.
+LOCK_MIGRATIONS: Final = "select pg_advisory_lock(7370373916153839415)"
+UNLOCK_MIGRATIONS: Final = "select pg_advisory_unlock(7370373916153839415)"
+
+# The comment on schema dbos, which marks it as pgstack's; no row: no schema.
+SCHEMA_COMMENT: Final = """
+select obj_description(n.oid, 'pg_namespace')
+from pg_catalog.pg_namespace as n
+where n.nspname = 'dbos'
+"""
+
+APPLIED_MIGRATIONS: Final = """
+select m.version, m.checksum
+from dbos.schema_migrations as m
+where to_regclass('dbos.schema_migrations') is not null
+order by m.version
+"""
+
+RECORD_MIGRATION: Final = """
+insert into dbos.schema_migrations (version, name, checksum) values (%s, %s, %s)
+"""
+
+# The same insert, for `pgstack migrate --print` (values are ours, not users').
+RECORD_MIGRATION_LITERAL: Final = (
+    "insert into dbos.schema_migrations (version, name, checksum)\n"
+    "values ({version}, '{name}', '{checksum}');"
+)
+
+# -- enqueueing ----------------------------------------------------------------
+
+# A relative delay is added to the database's clock, never the client's.
+ENQUEUE: Final = """
+select dbos.enqueue(
+  %(job_name)s,
+  %(payload)s::jsonb,
+  coalesce(%(scheduled_for)s::timestamptz, now() + %(delay)s::interval, now()),
+  %(max_attempts)s
+)
+"""
+
+# Times and delays are parallel arrays (NULL when unused); a delay counts from now().
+ENQUEUE_MANY: Final = """
+select dbos.enqueue_many(
+  %(job_names)s::text[],
+  %(payloads)s::jsonb[],
+  case
+    when %(times)s::timestamptz[] is not null or %(delays)s::interval[] is not null then (
+      select array_agg(coalesce(t.at, now() + t.delay) order by t.n)
+      from unnest(%(times)s::timestamptz[], %(delays)s::interval[])
+        with ordinality as t (at, delay, n)
+    )
+  end,
+  %(max_attempts)s::int[]
+)
+"""
+
+# -- reading -------------------------------------------------------------------
+
+JOB_COLUMNS: Final = """
+id, job_name, payload, status, attempt, max_attempts, error, scheduled_for,
+created_at, started_at, completed_at, progress, progress_message, locked_by,
+lease_expires_at, cancel_requested
+"""
+
+GET_JOB: Final = f"select {JOB_COLUMNS} from dbos.get_job(%s)"
+
+LIST_JOBS: Final = f"select {JOB_COLUMNS} from dbos.list_jobs(%s, %s)"
+
+DEAD_LETTER_COLUMNS: Final = """
+id, job_name, payload, error, attempt, max_attempts, original_created_at, failed_at
+"""
+
+LIST_DEAD_LETTER_JOBS: Final = f"select {DEAD_LETTER_COLUMNS} from dbos.list_dead_letter_jobs(%s)"
+
+QUEUE_STATS: Final = """
+select s.job_name, s.status, s.jobs
+from dbos.queue_stats as s
+order by s.job_name, s.status
+"""
+
+# -- operators -----------------------------------------------------------------
+
+RETRY_DEAD_LETTER_JOB: Final = "select dbos.retry_dead_letter_job(%s)"
+RETRY_JOB: Final = "select dbos.retry_job(%s)"
+CANCEL_JOB: Final = "select dbos.cancel_job(%s)"
+PRUNE_JOBS: Final = "select dbos.prune_jobs(%s, %s)"
+
+# -- the worker ----------------------------------------------------------------
+
+# Only the columns a handler needs travel back (HeldJob reads them in this order).
+CLAIM_JOBS: Final = """
+select c.id, c.job_name, c.payload, c.attempt, c.max_attempts, c.lease_token
+from dbos.claim_job(%s, %s, %s, %s) as c
+"""
+
+SECONDS_UNTIL_NEXT_JOB: Final = "select dbos.seconds_until_next_job(%s)"
+
+COMPLETE_JOBS: Final = "select c.id from dbos.complete_jobs(%s, %s, %s) as c (id)"
+
+FAIL_JOBS: Final = "select f.job_id, f.outcome from dbos.fail_jobs(%s, %s, %s, %s, %s) as f"
+
+RELEASE_JOBS: Final = "select dbos.release_jobs(%s, %s, %s)"
+
+HEARTBEAT: Final = "select h.job_id, h.state from dbos.heartbeat(%s, %s, %s, %s) as h"
+
+REPORT_PROGRESS: Final = "select dbos.report_progress(%s, %s, %s, %s, %s)"
+
+RESCUE_EXPIRED_JOBS: Final = "select dbos.rescue_expired_jobs(%s)"
+
+# The channels of dbos.wake_workers() and dbos.cancel_job().
+LISTEN: Final = "listen dbos_job_queue; listen dbos_job_cancel"
+WAKE_CHANNEL: Final = "dbos_job_queue"
+CANCEL_CHANNEL: Final = "dbos_job_cancel"
+
+HEALTH_CHECK: Final = "select 1"

@@ -1,0 +1,421 @@
+"""The worker: claim jobs, run their handlers, report results; start, drain and stop.
+
+One asyncio loop runs the claim loop, the handlers (``async def`` as tasks, ``def`` in
+a thread pool), the completer and the listener; the heartbeater is a thread. At most
+``concurrency`` handlers run at once; up to ``prefetch`` more jobs wait in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import psycopg
+
+from pgstack import queries
+from pgstack.config import describe, redact_message
+from pgstack.errors import ConfigurationError, JobCancelled
+from pgstack.migrate import load_migrations, schema_version
+from pgstack.registry import Handler, HandlerRegistry
+from pgstack.worker.completer import Completer
+from pgstack.worker.heartbeater import Heartbeater
+from pgstack.worker.held import HeldJob
+from pgstack.worker.links import AsyncLink, LinkGaveUp
+from pgstack.worker.listener import Listener
+from pgstack.worker.settings import WorkerSettings
+from pgstack.worker.stats import WorkerStats
+
+logger = logging.getLogger("pgstack.worker")
+
+MAX_ERROR_LENGTH = 10_000
+
+
+def error_text(error: BaseException) -> str:
+    """What is stored as the job's error: the exception's type and message, as text the
+    database accepts (no NUL, valid UTF-8), bounded in length."""
+    message = str(error)
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > MAX_ERROR_LENGTH:
+        text = text[:MAX_ERROR_LENGTH] + " ... (truncated)"
+    return text
+
+
+def check_schema(conninfo: str) -> None:
+    """Refuse to run against a database without the schema, or with an older or newer one."""
+    known = len(load_migrations())
+    try:
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=10) as conn:
+            version = schema_version(conn)
+    except psycopg.Error as error:
+        raise ConfigurationError(
+            f"cannot use the database {describe(conninfo)}: "
+            f"{redact_message(str(error).strip(), conninfo)}"
+        ) from None
+    if version == 0:
+        raise ConfigurationError("the database has no pgstack schema: run `pgstack migrate`")
+    if version > known:
+        raise ConfigurationError(
+            f"the database schema is at migration {version:04d}, newer than this pgstack "
+            f"knows ({known:04d}): upgrade pgstack before running workers"
+        )
+    if version < known:
+        raise ConfigurationError(
+            f"the database schema is at migration {version:04d} but this pgstack needs "
+            f"{known:04d}: run `pgstack migrate`"
+        )
+
+
+def _run_sync(handler: Handler, job: HeldJob) -> Any:
+    if handler.takes_progress:
+        return handler.fn(job.payload, job.report_progress)
+    return handler.fn(job.payload)
+
+
+class Worker:
+    def __init__(
+        self,
+        conninfo: str,
+        registry: HandlerRegistry,
+        settings: WorkerSettings | None = None,
+    ) -> None:
+        if len(registry) == 0:
+            raise ConfigurationError("no handlers registered: nothing for the worker to run")
+        self.conninfo = conninfo
+        self.registry = registry
+        self.settings = settings or WorkerSettings()
+        self.worker_id = self.settings.worker_id
+        self.stats = WorkerStats()
+        # Every job claimed and not yet written back; the heartbeater extends their leases.
+        self.in_hand: dict[int, HeldJob] = {}
+        self._waiting: deque[HeldJob] = deque()  # claimed, not started
+        self._running = 0
+        self._stopping = False
+        self._abandoning = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # asyncio events bind to the loop that first waits on them (Python >= 3.10).
+        self._stop_requested = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._capacity = asyncio.Event()
+        self._started = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._threads = ThreadPoolExecutor(
+            max_workers=self.settings.concurrency, thread_name_prefix="pgstack-handler"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def run_forever(self) -> bool:
+        """Run until :meth:`request_stop`; returns False when handler threads were still
+        running at the end of the shutdown timeout (their jobs were released)."""
+        return asyncio.run(self.run())
+
+    def wait_started(self, timeout: float = 30) -> None:
+        """Block until the worker runs; raises what stopped it from starting."""
+        if not self._started.wait(timeout):
+            raise TimeoutError("the pgstack worker did not start in time")
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    def request_stop(self) -> None:
+        """Begin a graceful stop; safe to call from any thread or a signal handler."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._stop_requested.set)
+
+    async def run(self) -> bool:
+        self._loop = asyncio.get_running_loop()
+        try:
+            await self._check_schema()
+        except BaseException as error:
+            self._startup_error = error
+            self._started.set()
+            raise
+        settings = self.settings
+        claims = AsyncLink(self.conninfo, "claimer", self.worker_id)
+        results = AsyncLink(self.conninfo, "completer", self.worker_id)
+        self._claims = claims
+        self._completer = Completer(
+            results,
+            self.worker_id,
+            settings.retry_delay_ms,
+            self.stats,
+            self._written,
+            on_retry_scheduled=self._wake,
+        )
+        heartbeater = Heartbeater(self.conninfo, settings, self._jobs_in_hand, self._lease_news)
+        self._heartbeater = heartbeater
+        tasks = [asyncio.create_task(self._completer.run(), name="completer")]
+        if settings.listen:
+            listener = Listener(
+                AsyncLink(self.conninfo, "listener", self.worker_id),
+                self._wake,
+                self._cancel_from_listener,
+                settings.listener_check_interval,
+            )
+            tasks.append(asyncio.create_task(listener.run(), name="listener"))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(listener.listening.wait(), timeout=5)
+        heartbeater.start()
+        claim_loop = asyncio.create_task(self._claim_loop(), name="claimer")
+        logger.info(
+            "worker %s started: %d handler(s) [%s], concurrency %d, prefetch %d",
+            self.worker_id,
+            len(self.registry),
+            ", ".join(self.registry.names()),
+            settings.concurrency,
+            settings.prefetch_size,
+        )
+        self._started.set()
+        try:
+            await self._stop_requested.wait()
+        finally:
+            clean = await self._shutdown(claim_loop, tasks, [claims, results])
+        return clean
+
+    async def _check_schema(self) -> None:
+        await asyncio.to_thread(check_schema, self.conninfo)
+
+    async def _shutdown(
+        self,
+        claim_loop: asyncio.Task[None],
+        tasks: list[asyncio.Task[None]],
+        links: list[AsyncLink],
+    ) -> bool:
+        settings = self.settings
+        self._stopping = True
+        self._wakeup.set()
+        self._capacity.set()
+        logger.info("worker %s stopping: no new claims", self.worker_id)
+        with contextlib.suppress(asyncio.CancelledError, LinkGaveUp):
+            await claim_loop
+        # Jobs claimed ahead and not started go back at once.
+        waiting = list(self._waiting)
+        self._waiting.clear()
+        await self._release(waiting, "not started")
+        running = [
+            j.task for j in self.in_hand.values() if j.task is not None and not j.task.done()
+        ]
+        if running:
+            logger.info(
+                "waiting up to %.0f s for %d running job(s)",
+                settings.shutdown_timeout,
+                len(running),
+            )
+            await asyncio.wait(running, timeout=settings.shutdown_timeout)
+        self._completer.giving_up = True
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._completer.flush(), timeout=10)
+        stuck = [j for j in self.in_hand.values() if j.task is not None and not j.task.done()]
+        if stuck:
+            self._abandoning = True
+            for job in stuck:
+                job.task.cancel()  # type: ignore[union-attr]
+            await self._release(stuck, "still running at the shutdown timeout")
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._heartbeater.stop()
+        for link in links:
+            await link.close()
+        threads_busy = any(
+            not self.registry.get(j.job_name).is_async  # type: ignore[union-attr]
+            for j in stuck
+        )
+        self._threads.shutdown(wait=not threads_busy, cancel_futures=True)
+        logger.info("worker %s stopped", self.worker_id)
+        return not threads_busy
+
+    async def _release(self, jobs: list[HeldJob], why: str) -> None:
+        if not jobs:
+            return
+        try:
+            rows = await self._claims.fetch(
+                queries.RELEASE_JOBS,
+                (self.worker_id, [j.id for j in jobs], [j.lease_token for j in jobs]),
+                give_up=lambda: True,
+            )
+            released = rows[0][0]
+            self.stats.released += released
+            logger.info("released %d job(s) %s", released, why)
+        except LinkGaveUp:
+            logger.warning(
+                "could not release %d job(s) %s; their leases will bring them back", len(jobs), why
+            )
+        for job in jobs:
+            self.in_hand.pop(job.id, None)
+
+    # -- claiming --------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        self._wakeup.set()
+
+    def _claim_size(self) -> int:
+        """How many jobs to claim now (0: wait). Claims fill the free slots plus the
+        prefetch; with work still waiting in hand a claim waits until a quarter of the
+        room is free, so claims come in batches rather than one job at a time."""
+        room = self.settings.concurrency + self.settings.prefetch_size
+        free = room - self._running - len(self._waiting)
+        if free <= 0:
+            return 0
+        if self._waiting and free < max(1, room // 4):
+            return 0
+        return min(free, self.settings.max_claim_batch)
+
+    async def _claim_loop(self) -> None:
+        names = self.registry.names()
+        settings = self.settings
+        more_due = True
+        while not self._stopping:
+            want = self._claim_size()
+            if want == 0:
+                self._capacity.clear()
+                await self._capacity.wait()
+                continue
+            if not more_due:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        self._wakeup.wait(), timeout=await self._idle_wait(names)
+                    )
+                if self._stopping:
+                    break
+                want = self._claim_size()
+                if want == 0:
+                    continue
+            self._wakeup.clear()
+            rows = await self._claims.fetch(
+                queries.CLAIM_JOBS,
+                (self.worker_id, names, want, settings.lease_seconds),
+                give_up=lambda: self._stopping,
+            )
+            self.stats.claimed += len(rows)
+            for row in rows:
+                job = HeldJob(row, self._heartbeater.poke)
+                self.in_hand[job.id] = job
+                self._waiting.append(job)
+            self._start_jobs()
+            more_due = len(rows) == want
+
+    async def _idle_wait(self, names: list[str]) -> float:
+        """How long to sleep when nothing is due: until the next scheduled job or retry
+        (by the database's clock), at most the poll interval."""
+        poll = self.settings.poll_interval
+        if self._wakeup.is_set():
+            return 0
+        rows = await self._claims.fetch(
+            queries.SECONDS_UNTIL_NEXT_JOB, (names,), give_up=lambda: self._stopping
+        )
+        seconds: float | None = rows[0][0] if rows else None
+        if seconds is None:
+            return poll
+        if seconds <= 0:
+            # Due but not claimable (locked by another claim): look again shortly.
+            return min(poll, 0.05)
+        return min(poll, max(0.005, seconds + 0.001))
+
+    # -- running handlers ------------------------------------------------------------
+
+    def _start_jobs(self) -> None:
+        if self._stopping:
+            return
+        loop = self._loop
+        assert loop is not None
+        concurrency = self.settings.concurrency
+        while self._waiting and self._running < concurrency:
+            job = self._waiting.popleft()
+            self._running += 1
+            job.task = loop.create_task(self._execute(job))
+
+    async def _execute(self, job: HeldJob) -> None:
+        handler = self.registry.get(job.job_name)
+        self.stats.started += 1
+        job.started_at = time.monotonic()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("%s started", job.describe())
+        try:
+            if handler is None:  # claimed by name, so only if the registry changed
+                raise LookupError(f"no handler for job {job.job_name!r}")
+            if handler.is_async:
+                if handler.takes_progress:
+                    await handler.fn(job.payload, job.report_progress)
+                else:
+                    await handler.fn(job.payload)
+            else:
+                assert self._loop is not None
+                await self._loop.run_in_executor(self._threads, _run_sync, handler, job)
+        except asyncio.CancelledError:
+            if self._abandoning:
+                return  # released by the shutdown
+            self._completer.fail(job, "JobCancelled: cancelled while running")
+        except JobCancelled as error:
+            self._completer.fail(job, error_text(error))
+        except BaseException as error:
+            # BaseException too: a handler's SystemExit, KeyboardInterrupt or
+            # RecursionError fails its job, never the worker.
+            logger.warning("%s raised:", job.describe(), exc_info=error)
+            self._completer.fail(job, error_text(error))
+        else:
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s completed in %.1f ms",
+                    job.describe(),
+                    (time.monotonic() - job.started_at) * 1000,
+                )
+            self._completer.complete(job)
+        finally:
+            self._running -= 1
+            if not self._stopping:
+                self._start_jobs()
+                self._capacity.set()
+
+    def _written(self, jobs: list[HeldJob]) -> None:
+        """The completer wrote these jobs' results: they leave our hands."""
+        for job in jobs:
+            self.in_hand.pop(job.id, None)
+
+    # -- news from the listener and the heartbeater ----------------------------------
+
+    def _jobs_in_hand(self) -> list[HeldJob]:
+        return list(self.in_hand.values())
+
+    def _lease_news(self, job_id: int, state: str) -> None:
+        """From the heartbeater's thread: a job's cancel was requested, or its lease lost."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop_job, job_id, state)
+
+    def _cancel_from_listener(self, job_id: int) -> None:
+        self._stop_job(job_id, "cancel_requested")
+
+    def _stop_job(self, job_id: int, state: str) -> None:
+        job = self.in_hand.get(job_id)
+        if job is None:
+            return
+        if state == "cancel_requested":
+            if job.cancel_requested:
+                return
+            job.cancel_requested = True
+            logger.info("%s: cancel requested", job.describe())
+        else:
+            if job.lost:
+                return
+            job.lost = True
+            logger.warning("%s: lease lost (it was rescued or claimed elsewhere)", job.describe())
+        if job.task is None:  # still waiting in hand: never start it
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(job)
+            if job.lost:
+                self.in_hand.pop(job.id, None)
+            else:
+                self._completer.fail(job, "JobCancelled: cancelled before it started")
+            self._capacity.set()
+            return
+        handler = self.registry.get(job.job_name)
+        if handler is not None and handler.is_async and not job.task.done():
+            job.task.cancel()
+        # A sync handler learns it from its next report_progress (JobCancelled).
