@@ -3,9 +3,10 @@
 Workers are started on an empty queue and warmed up: the harness feeds them
 single jobs until every process has run one (each writes a marker file), so
 interpreter and connection start-up never count and two processes start on
-equal terms.  A drain then enqueues all its jobs in one statement (the
-system's own bulk SQL) and runs from the first handler start after that to
-the moment the harness sees no unfinished job left in the system's table.
+equal terms.  A drain then enqueues all its jobs in one transaction (the
+system's own bulk SQL, plus an ANALYZE of its tables) and runs from the first
+handler start after the commit to the moment the harness sees no unfinished
+job left in the system's table.
 Each worker records its handlers' start and end times and writes them out
 when it stops.  Polling uses a cursor, the lowest id still unfinished, so each
 poll is a short index range scan however many finished rows the table holds.
@@ -61,6 +62,18 @@ class Target:
 
     def enqueue_all(self, count: int, payload_bytes: int = 0) -> None:
         execute(self.conn, self.system.prefill_sql(count, payload_bytes))
+
+    def enqueue_all_analyzed(self, count: int, payload_bytes: int) -> None:
+        """Enqueue in one transaction that also ANALYZEs the tables.
+
+        The jobs and the statistics that describe them become visible together
+        at commit, so no system starts a drain planning against an empty or
+        never-analyzed table (autovacuum may be off on the server, and would
+        not have run yet in any case), and the analyze costs no drain time.
+        """
+        with self.conn.transaction():
+            execute(self.conn, self.system.prefill_sql(count, payload_bytes))
+            execute(self.conn, [f"analyze {table}" for table in self.system.tables])
 
     def first_unfinished(self, cursor: int) -> int | None:
         row = self.conn.execute(
@@ -158,7 +171,7 @@ def drain(
     target.reset()
     with running_workers(target, processes, concurrency, sleep_ms) as pool:
         enqueued = time.time()
-        target.enqueue_all(count, payload_bytes)
+        target.enqueue_all_analyzed(count, payload_bytes)
         committed = time.time()
         end, finished = _watch_drain(target, pool, committed, count, cap_s)
         rss = pool.peak_rss_mb()

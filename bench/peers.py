@@ -38,8 +38,12 @@ def _fresh(stamp: Path, digest: str) -> bool:
 
 
 def _run(argv: list[str], cwd: Path | None = None) -> None:
+    """Run an installer quietly; show its output only if it fails."""
     print(f"  $ {' '.join(argv)}", file=sys.stderr, flush=True)
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+        raise SystemExit(f"install step failed ({done.returncode}): {' '.join(argv)}")
 
 
 def install_node() -> None:

@@ -25,15 +25,17 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import report
-from db import Server, execute, fetch_int
+from db import Server, execute, fetch_int, load_without_indexes
 from measure import Figures, Target
 from procs import run_checked
 from systems.base import QueueSystem
@@ -129,11 +131,13 @@ class Databases:
         self.server = server
         self.names: list[str] = []
         self.suffix = f"{os.getpid()}_{secrets.token_hex(2)}"
+        self.lock = threading.Lock()
 
     def create(self, stem: str) -> str:
         name = f"bench_{stem.replace('-', '_')}_{self.suffix}"
         self.server.create_database(name)
-        self.names.append(name)
+        with self.lock:
+            self.names.append(name)
         return name
 
     def drop_all(self) -> None:
@@ -157,7 +161,7 @@ def prepare(
         target = Target(system=system, url=url, conn=server.connect(name), logs=logs)
         if kind == "history":
             begin = time.monotonic()
-            execute(target.conn, system.history_sql(sizes.history))
+            load_without_indexes(target.conn, system.tables, system.history_sql(sizes.history))
             execute(target.conn, [f"vacuum analyze {table}" for table in system.tables])
             target.baseline = fetch_int(target.conn, system.max_id_sql())
             target.history = True
@@ -278,7 +282,10 @@ def main() -> int:
     plan = Rounds(sizes, rounds, workloads)
     try:
         history = any(w.on_history for w in workloads)
-        targets = {s.key: prepare(s, server, dbs, sizes, history, logs) for s in systems}
+        # Setup is not measured: two systems at a time (one per core).
+        with ThreadPoolExecutor(max_workers=2) as setup:
+            ready = setup.map(lambda s: prepare(s, server, dbs, sizes, history, logs), systems)
+            targets = {system.key: target for system, target in zip(systems, ready, strict=True)}
         bench = None
         if "pgbench" in chosen:
             name = dbs.create("pgbench")

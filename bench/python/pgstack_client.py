@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from peer_common import paced, paced_payload, parse_args, payload, report_seconds
+
 from pgstack.dbos import PgStackDBOS
 
 ARGS = parse_args()

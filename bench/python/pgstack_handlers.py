@@ -12,8 +12,9 @@ import os
 import time
 from typing import Any
 
-import pgstack
 from peer_common import Recorder
+
+import pgstack
 
 RECORDER = Recorder(os.environ["BENCH_OUT"])
 SLEEP_S = float(os.environ.get("BENCH_SLEEP_MS", "0")) / 1000.0
