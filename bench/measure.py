@@ -105,14 +105,19 @@ class Pool:
     outs: list[Path]
     # Every handler run of every process, read once the workers have stopped.
     collected: list[Record] = field(default_factory=list)
+    missing: int = 0  # processes that wrote no records (killed, or crashed on the way out)
 
     def collect(self) -> None:
         for out in self.outs:
             try:
                 rows = json.loads(out.read_text())["records"]
             except (OSError, ValueError):
-                continue  # no record file: the caller falls back to the harness's clock
+                self.missing += 1
+                continue
             self.collected.extend((r[0], r[1], r[2]) for r in rows)
+
+    def exit_codes(self) -> list[int | None]:
+        return [worker.process.returncode for worker in self.workers]
 
     def records(self, since: float) -> list[Record]:
         return [r for r in self.collected if r[0] >= since]
@@ -187,7 +192,10 @@ def drain(
         "start_from": "first handler start" if records else "enqueue commit (no handler records)",
         "peak_rss_mb": rss,
         "handler_runs": len(records),
+        "exit_codes": pool.exit_codes(),
     }
+    if pool.missing:
+        figures["workers_without_records"] = pool.missing
     if sleep_ms:
         figures["max_running"] = max_running(records)
     return figures

@@ -12,6 +12,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -19,6 +20,7 @@ PEERS = BENCH / ".peers"
 NODE_DIR = PEERS / "node"
 NODE_MODULES = NODE_DIR / "node_modules"
 HARNESS_VENV = "venv-harness"
+STARTED_ENV = "PGSTACK_BENCH_STARTED"
 
 
 def venv_python(name: str) -> Path:
@@ -102,9 +104,15 @@ def ensure_harness_venv() -> None:
     python = venv_python(HARNESS_VENV)
     if Path(sys.prefix).resolve() == (PEERS / HARNESS_VENV).resolve():
         return
+    os.environ.setdefault(STARTED_ENV, str(time.time()))  # wall time counts this install too
     PEERS.mkdir(parents=True, exist_ok=True)
     install_venv(HARNESS_VENV, BENCH / "requirements" / "harness.txt")
     os.execv(str(python), [str(python), *sys.argv])
+
+
+def started_at() -> float:
+    """When the run began, before any re-execution (time.time())."""
+    return float(os.environ.get(STARTED_ENV, time.time()))
 
 
 def venv_version(name: str, package: str) -> str:

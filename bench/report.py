@@ -26,7 +26,7 @@ def summarize(rounds: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
         k
         for r in good
         for k, v in r.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "at_s"
     }
     summary: dict[str, dict[str, float]] = {}
     for name in sorted(fields):
@@ -102,6 +102,9 @@ def _extras(row: Row) -> str:
         done = statistics.median(r["jobs"] for r in capped)
         total = capped[0]["prefilled"]
         parts.append(f"capped {len(capped)}/{len(row['rounds'])}: ~{done:,.0f} of {total:,} jobs")
+    unrecorded = sum(r.get("workers_without_records", 0) for r in row["rounds"])
+    if unrecorded:
+        parts.append(f"{unrecorded} worker(s) left no handler records")
     errors = [r["error"] for r in row["rounds"] if "error" in r]
     if errors:
         parts.append(f"{len(errors)} failed: {errors[0][:60]}")

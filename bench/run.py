@@ -47,7 +47,8 @@ from systems.procrastinate import Procrastinate
 from workloads import FULL, QUICK, WORKLOADS, Sizes, Workload
 
 SYSTEMS = ["pgstack", "graphile", "graphile-fast", "pgqueuer", "procrastinate", "pgbench"]
-CLOCK = time.monotonic()
+# Seconds since the run began, counting the harness venv bootstrap before re-execution.
+CLOCK = time.monotonic() - (time.time() - peers.started_at())
 
 
 def log(message: str) -> None:
@@ -191,12 +192,14 @@ class Rounds:
         return figures
 
     def record(self, where: str, metric: str, run: Callable[[], Figures]) -> Figures:
+        at = round(time.monotonic() - CLOCK, 1)  # seconds into the run, to see drift
         try:
             figures = run()
         except Exception as error:
             log(f"{where}: FAILED {error}")
             traceback.print_exc(file=sys.stderr)
-            return {"error": str(error)}
+            return {"error": str(error), "at_s": at}
+        figures["at_s"] = at
         value = figures[metric]
         shown = f"{value:,.2f} ms" if metric.endswith("_ms") else f"{value:,.0f} jobs/s"
         log(f"{where}: {shown}{' (capped)' if figures.get('capped') else ''}")
