@@ -196,6 +196,10 @@ def drain(
     }
     if pool.missing:
         figures["workers_without_records"] = pool.missing
+    elif finished == count and len(records) != count:
+        # Every job finished once in the table but the handlers ran another number
+        # of times: a job ran twice (or a run went unrecorded).
+        figures["handler_runs_off_by"] = len(records) - count
     if sleep_ms:
         figures["max_running"] = max_running(records)
     return figures

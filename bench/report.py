@@ -102,6 +102,9 @@ def _extras(row: Row) -> str:
         done = statistics.median(r["jobs"] for r in capped)
         total = capped[0]["prefilled"]
         parts.append(f"capped {len(capped)}/{len(row['rounds'])}: ~{done:,.0f} of {total:,} jobs")
+    off = [r["handler_runs_off_by"] for r in row["rounds"] if "handler_runs_off_by" in r]
+    if off:
+        parts.append(f"handler runs minus jobs: {', '.join(f'{n:+d}' for n in off)}")
     unrecorded = sum(r.get("workers_without_records", 0) for r in row["rounds"])
     if unrecorded:
         parts.append(f"{unrecorded} worker(s) left no handler records")
