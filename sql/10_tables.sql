@@ -35,6 +35,19 @@ create table dbos.job_queue (
   cancel_requested boolean not null default false,
   progress smallint,
   progress_message text,
+  -- Higher runs first; then scheduled_for, then id.
+  priority int not null default 0,
+  -- Workers may serve chosen queues; a queue may have a concurrency limit
+  -- (dbos.queues).
+  queue_name text not null default 'default',
+  -- While a job with this key is pending or running, enqueueing the same key
+  -- returns that job instead of a new one.
+  dedup_key text,
+  -- A run longer than this fails the attempt: the lease is never extended
+  -- past started_at + timeout_seconds.
+  timeout_seconds int,
+  -- The handler's return value.
+  result jsonb,
   constraint job_queue_job_name_check
   check (length(job_name) between 1 and 255),
   constraint job_queue_status_check
@@ -43,6 +56,11 @@ create table dbos.job_queue (
   check (attempt >= 0 and attempt <= max_attempts),
   constraint job_queue_max_attempts_check check (max_attempts >= 1),
   constraint job_queue_progress_check check (progress between 0 and 100),
+  constraint job_queue_queue_name_check
+  check (length(queue_name) between 1 and 255),
+  constraint job_queue_dedup_key_check
+  check (length(dedup_key) between 1 and 255),
+  constraint job_queue_timeout_seconds_check check (timeout_seconds >= 1),
   -- A running job always has a holder and a lease; no other job has a
   -- lease.
   constraint job_queue_lease_check
@@ -62,8 +80,15 @@ comment on table dbos.job_queue is
 
 -- The claim's index: only pending rows, in claim order, so a million
 -- finished rows never slow down claim_job.
-create index job_queue_claim_idx on dbos.job_queue (scheduled_for, id)
+create index job_queue_claim_idx on dbos.job_queue (
+  priority desc, scheduled_for, id
+)
 where status = 'pending';
+
+-- At most one pending or running job per dedup_key: the index is what makes
+-- enqueue's deduplication race-free.
+create unique index job_queue_dedup_key_idx on dbos.job_queue (dedup_key)
+where dedup_key is not null and status in ('pending', 'running');
 
 -- rescue_expired_jobs reads running rows by lease expiry. The predicate is on
 -- the lease, not on status, on purpose: a partial index "where status =
@@ -86,10 +111,49 @@ create table dbos.failed_jobs (
   attempt int not null,
   max_attempts int not null,
   original_created_at timestamptz not null,
-  failed_at timestamptz not null default now()
+  failed_at timestamptz not null default now(),
+  -- Kept so that a replay runs as the job did.
+  priority int not null default 0,
+  queue_name text not null default 'default',
+  dedup_key text,
+  timeout_seconds int
 );
 
 comment on table dbos.failed_jobs is
 'Dead letter: jobs that used up max_attempts, removed from dbos.job_queue.';
 
 create index failed_jobs_failed_at_idx on dbos.failed_jobs (failed_at, id);
+
+create table dbos.queues (
+  queue_name text primary key,
+  -- Running jobs allowed at once across all workers: NULL unlimited, 1 a
+  -- serial queue, 0 paused.
+  concurrency_limit int,
+  updated_at timestamptz not null default now(),
+  constraint queues_concurrency_limit_check check (concurrency_limit >= 0)
+);
+
+comment on table dbos.queues is
+'Settings of named queues; a queue without a row has no limit.';
+
+create table dbos.schedules (
+  schedule_name text primary key,
+  -- Five fields (minute hour day-of-month month day-of-week) or a macro
+  -- such as @hourly, read in timezone.
+  cron text not null,
+  timezone text not null default 'UTC',
+  job_name text not null,
+  payload jsonb not null default '{}',
+  queue_name text not null default 'default',
+  priority int not null default 0,
+  max_attempts int not null default 3,
+  -- The next tick; enqueue_due_schedules advances it in the transaction
+  -- that enqueues the tick's job, so each tick runs once.
+  next_run_at timestamptz not null,
+  last_run_at timestamptz,
+  created_at timestamptz not null default now(),
+  constraint schedules_max_attempts_check check (max_attempts >= 1)
+);
+
+comment on table dbos.schedules is
+'Periodic jobs: one job per cron tick, however many workers run.';

@@ -1,49 +1,67 @@
--- Finishing a claimed job: completion, failure with backoff, dead letter.
--- The batch forms are the real ones; the single forms delegate to them.
+-- Finishing a claimed job: completion, failure with backoff, dead letter,
+-- snooze. The batch forms are the real ones; the single forms delegate.
 
-create function dbos.retry_delay(attempt int, retry_delay_ms int)
+create function dbos.retry_delay(
+  attempt int,
+  retry_delay_ms int,
+  max_retry_delay_ms int default 86400000,
+  jitter double precision default 0
+)
 returns interval
 language sql
-immutable
-parallel safe
+volatile
 set search_path = pg_catalog, pg_temp
 as $$
-  -- Computed in double precision and capped at 24 hours, so attempt 100
-  -- (or 2 billion) never overflows.
+  -- Computed in double precision and capped, so attempt 100 (or 2 billion)
+  -- never overflows. Jitter spreads the retries of jobs that failed together.
+  -- NULL arguments take the defaults.
   select make_interval(
     secs => least(
-      retry_delay.retry_delay_ms::float8
-      * 2::float8 ^ least(greatest(retry_delay.attempt - 1, 0), 64),
-      86400000::float8
+      coalesce(retry_delay.retry_delay_ms, 1000)::float8
+      * 2::float8 ^ least(greatest(coalesce(retry_delay.attempt, 1) - 1, 0), 64)
+      * (1 + coalesce(retry_delay.jitter, 0) * (2 * random() - 1)),
+      coalesce(retry_delay.max_retry_delay_ms, 86400000)::float8
     ) / 1000
   );
 $$;
 
-comment on function dbos.retry_delay(int, int) is
+comment on function dbos.retry_delay(int, int, int, double precision) is
 'Backoff before the next try after attempt number attempt failed: '
 'retry_delay_ms * 2^(attempt - 1) milliseconds (1 s, 2 s, 4 s, ... with the '
-'default 1000), capped at 24 hours.';
+'default 1000), times a random factor in [1 - jitter, 1 + jitter], capped at '
+'max_retry_delay_ms (default 24 hours).';
 
 create function dbos.complete_jobs(
   job_ids bigint[],
   worker_id text default null,
-  lease_tokens int[] default null
+  lease_tokens int[] default null,
+  results jsonb[] default null
 )
 returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
 begin
+  if cardinality(complete_jobs.results) <> cardinality(complete_jobs.job_ids) then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'complete_jobs: %s job_ids but %s results',
+        cardinality(complete_jobs.job_ids), cardinality(complete_jobs.results));
+  end if;
   return query
   update dbos.job_queue as j
   set
     status = 'completed',
     completed_at = now(),
-    lease_expires_at = null
-  from unnest(complete_jobs.job_ids, complete_jobs.lease_tokens)
-    as f (job_id, lease_token)
+    lease_expires_at = null,
+    result = f.result
+  from unnest(
+    complete_jobs.job_ids, complete_jobs.lease_tokens, complete_jobs.results
+  ) as f (job_id, lease_token, result)
   where
     j.id = f.job_id
     and j.status = 'running'
@@ -53,46 +71,54 @@ begin
 end;
 $$;
 
-comment on function dbos.complete_jobs(bigint[], text, int[]) is
-'Marks running jobs completed in one statement and returns the ids it '
-'completed. A job is skipped (not returned) unless it is running, held by '
-'worker_id when given, and under the lease_tokens element when given: a '
-'stale worker cannot complete a later claim.';
+comment on function dbos.complete_jobs(bigint[], text, int[], jsonb[]) is
+'Marks running jobs completed in one statement, storing results[i] (the '
+'handler''s return value, NULL for none) as the result of job_ids[i], and '
+'returns the ids it completed. A job is skipped (not returned) unless it is '
+'running, held by worker_id when given, and under the lease_tokens element '
+'when given: a stale worker cannot complete a later claim.';
 
 create function dbos.complete_job(
   job_id bigint,
   worker_id text default null,
-  lease_token int default null
+  lease_token int default null,
+  result jsonb default null
 )
 returns boolean
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select exists (
     select
     from dbos.complete_jobs(
       array[complete_job.job_id],
       complete_job.worker_id,
-      array[complete_job.lease_token]
+      array[complete_job.lease_token],
+      array[complete_job.result]
     )
   );
 $$;
 
-comment on function dbos.complete_job(bigint, text, int) is
-'Marks one running job completed. True only when it moved the job (running, '
-'held by worker_id and under lease_token when given); otherwise false and '
-'nothing changes.';
+comment on function dbos.complete_job(bigint, text, int, jsonb) is
+'Marks one running job completed, with result as its result. True only when '
+'it moved the job (running, held by worker_id and under lease_token when '
+'given); otherwise false and nothing changes.';
 
 create function dbos.fail_jobs(
   job_ids bigint[],
   errors text[],
   retry_delay_ms int default 1000,
   worker_id text default null,
-  lease_tokens int[] default null
+  lease_tokens int[] default null,
+  max_retry_delay_ms int default 86400000,
+  jitter double precision default 0,
+  permanent boolean default false
 )
 returns table (job_id bigint, outcome text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -102,6 +128,18 @@ begin
       errcode = 'invalid_parameter_value',
       message = format(
         'retry_delay_ms must be 0 or more, got %s', fail_jobs.retry_delay_ms);
+  end if;
+  if fail_jobs.max_retry_delay_ms < 0 then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'max_retry_delay_ms must be 0 or more, got %s',
+        fail_jobs.max_retry_delay_ms);
+  end if;
+  if fail_jobs.jitter not between 0 and 1 then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format('jitter must be from 0 to 1, got %s', fail_jobs.jitter);
   end if;
   if cardinality(fail_jobs.errors) <> cardinality(fail_jobs.job_ids) then
     raise exception using
@@ -137,16 +175,17 @@ begin
     using failing as f
     where
       j.id = f.id
-      and f.attempt >= f.max_attempts
+      and (f.attempt >= f.max_attempts or coalesce(fail_jobs.permanent, false))
       and not f.cancel_requested
     returning
       j.id, j.job_name, j.payload, f.error, j.attempt, j.max_attempts,
-      j.created_at
+      j.created_at, j.priority, j.queue_name, j.dedup_key, j.timeout_seconds
   ),
 
   buried as (
     insert into dbos.failed_jobs as d (
-      id, job_name, payload, error, attempt, max_attempts, original_created_at
+      id, job_name, payload, error, attempt, max_attempts, original_created_at,
+      priority, queue_name, dedup_key, timeout_seconds
     )
     select
       dead.id,
@@ -155,7 +194,11 @@ begin
       dead.error,
       dead.attempt,
       dead.max_attempts,
-      dead.created_at
+      dead.created_at,
+      dead.priority,
+      dead.queue_name,
+      dead.dedup_key,
+      dead.timeout_seconds
     from dead
     returning d.id
   ),
@@ -167,7 +210,12 @@ begin
       error = f.error,
       scheduled_for = case
         when f.cancel_requested then j.scheduled_for
-        else now() + dbos.retry_delay(f.attempt, coalesce(fail_jobs.retry_delay_ms, 1000))
+        else now() + dbos.retry_delay(
+          f.attempt,
+          coalesce(fail_jobs.retry_delay_ms, 1000),
+          coalesce(fail_jobs.max_retry_delay_ms, 86400000),
+          coalesce(fail_jobs.jitter, 0)
+        )
       end,
       completed_at = case when f.cancel_requested then now() end,
       locked_by = case when f.cancel_requested then j.locked_by end,
@@ -175,7 +223,10 @@ begin
     from failing as f
     where
       j.id = f.id
-      and (f.attempt < f.max_attempts or f.cancel_requested)
+      and (
+        (f.attempt < f.max_attempts and not coalesce(fail_jobs.permanent, false))
+        or f.cancel_requested
+      )
     returning j.id, j.status
   )
 
@@ -185,22 +236,30 @@ begin
 end;
 $$;
 
-comment on function dbos.fail_jobs(bigint[], text[], int, text, int[]) is
+comment on function dbos.fail_jobs(
+  bigint[], text[], int, text, int[], int, double precision, boolean
+) is
 'Fails the running attempts of many jobs in one statement (errors[i] for '
 'job_ids[i]) and returns each changed job with its outcome: pending (retry '
-'after dbos.retry_delay), dead (moved to dbos.failed_jobs) or cancelled. '
-'Jobs not running under worker_id / lease_tokens are skipped.';
+'after dbos.retry_delay with retry_delay_ms, max_retry_delay_ms and '
+'jitter), dead (attempts used up, or permanent: moved to dbos.failed_jobs) '
+'or cancelled (its cancel was requested). Jobs not running under worker_id '
+'/ lease_tokens are skipped.';
 
 create function dbos.fail_job(
   job_id bigint,
   error text,
   retry_delay_ms int default 1000,
   worker_id text default null,
-  lease_token int default null
+  lease_token int default null,
+  max_retry_delay_ms int default 86400000,
+  jitter double precision default 0,
+  permanent boolean default false
 )
 returns text
 language sql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select f.outcome
   from dbos.fail_jobs(
@@ -208,13 +267,113 @@ as $$
     array[fail_job.error],
     fail_job.retry_delay_ms,
     fail_job.worker_id,
-    array[fail_job.lease_token]
+    array[fail_job.lease_token],
+    fail_job.max_retry_delay_ms,
+    fail_job.jitter,
+    fail_job.permanent
   ) as f;
 $$;
 
-comment on function dbos.fail_job(bigint, text, int, text, int) is
+comment on function dbos.fail_job(
+  bigint, text, int, text, int, int, double precision, boolean
+) is
 'Fails the running attempt of a job with error. Returns ''pending'' (retried '
-'at now() + retry_delay_ms * 2^(attempt - 1) ms, capped at 24 h), ''dead'' '
-'(attempt >= max_attempts: moved to dbos.failed_jobs in this transaction), '
-'''cancelled'' (a cancel was requested), or NULL when the job is not running '
-'under worker_id / lease_token (nothing changes).';
+'at now() + retry_delay_ms * 2^(attempt - 1) ms, capped at '
+'max_retry_delay_ms, default 24 h, with +/- jitter), ''dead'' (attempt >= '
+'max_attempts, or permanent: moved to dbos.failed_jobs in this '
+'transaction), ''cancelled'' (its cancel was requested), or NULL when the '
+'job is not running under worker_id / lease_token (nothing changes).';
+
+create function dbos.snooze_jobs(
+  job_ids bigint[],
+  seconds double precision[],
+  worker_id text default null,
+  lease_tokens int[] default null
+)
+returns setof bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+security definer
+-- Rows are looked up by id: never a scan of the table, whatever the statistics.
+set enable_seqscan = off
+as $$
+declare
+  bad double precision;
+begin
+  if cardinality(snooze_jobs.seconds) <> cardinality(snooze_jobs.job_ids) then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'snooze_jobs: %s job_ids but %s seconds',
+        cardinality(snooze_jobs.job_ids), cardinality(snooze_jobs.seconds));
+  end if;
+  select s.seconds into bad
+  from unnest(snooze_jobs.seconds) as s (seconds)
+  where
+    s.seconds is null
+    or s.seconds < 0
+    or s.seconds in ('NaN'::float8, 'Infinity'::float8)
+    -- A snooze ends before year 10000, like every scheduled_for.
+    or s.seconds > 100000000000
+  limit 1;
+  if found then
+    raise exception using
+      errcode = 'invalid_parameter_value',
+      message = format(
+        'snooze seconds must be a finite number of seconds, 0 or more, got %s',
+        coalesce(bad::text, 'null'));
+  end if;
+
+  return query
+  update dbos.job_queue as j
+  set
+    status = case when j.cancel_requested then 'cancelled' else 'pending' end,
+    -- A snooze is not a failure: the attempt is given back.
+    attempt = case when j.cancel_requested then j.attempt else j.attempt - 1 end,
+    scheduled_for = now() + make_interval(secs => f.seconds),
+    completed_at = case when j.cancel_requested then now() end,
+    locked_by = case when j.cancel_requested then j.locked_by end,
+    lease_expires_at = null
+  from unnest(snooze_jobs.job_ids, snooze_jobs.seconds, snooze_jobs.lease_tokens)
+    as f (job_id, seconds, lease_token)
+  where
+    j.id = f.job_id
+    and j.status = 'running'
+    and (snooze_jobs.worker_id is null or j.locked_by = snooze_jobs.worker_id)
+    and (f.lease_token is null or j.lease_token = f.lease_token)
+  returning j.id;
+end;
+$$;
+
+comment on function dbos.snooze_jobs(bigint[], double precision[], text, int[])
+is
+'Puts running jobs back to pending, to run again seconds[i] from now, '
+'without using up an attempt (their handlers asked to run later); a job '
+'whose cancel was requested ends cancelled. Returns the ids it changed; '
+'jobs not running under worker_id / lease_tokens are skipped.';
+
+create function dbos.snooze_job(
+  job_id bigint,
+  seconds double precision,
+  worker_id text default null,
+  lease_token int default null
+)
+returns boolean
+language sql
+set search_path = pg_catalog, pg_temp
+security definer
+as $$
+  select exists (
+    select
+    from dbos.snooze_jobs(
+      array[snooze_job.job_id],
+      array[snooze_job.seconds],
+      snooze_job.worker_id,
+      array[snooze_job.lease_token]
+    )
+  );
+$$;
+
+comment on function dbos.snooze_job(bigint, double precision, text, int) is
+'Puts one running job back to pending, to run again seconds from now, '
+'without using up an attempt. True when it changed the job.';

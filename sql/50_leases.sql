@@ -10,6 +10,7 @@ create function dbos.heartbeat(
 returns table (job_id bigint, state text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
@@ -25,8 +26,12 @@ begin
   return query
   with extended as (
     update dbos.job_queue as j
-    set lease_expires_at = greatest(
-      j.lease_expires_at, now() + make_interval(secs => heartbeat.lease_seconds)
+    -- Extended, never shortened, and never past the job's timeout.
+    set lease_expires_at = least(
+      greatest(
+        j.lease_expires_at, now() + make_interval(secs => heartbeat.lease_seconds)
+      ),
+      j.started_at + make_interval(secs => j.timeout_seconds)
     )
     from unnest(heartbeat.job_ids, heartbeat.lease_tokens)
       as f (job_id, lease_token)
@@ -48,7 +53,8 @@ end;
 $$;
 
 comment on function dbos.heartbeat(text, bigint[], int, int[]) is
-'Extends to now() + lease_seconds the leases that worker_id still holds '
+'Extends to now() + lease_seconds (never past a job''s timeout) the leases '
+'that worker_id still holds '
 '(under lease_tokens when given) and returns only the exceptions: '
 '(job_id, ''cancel_requested'') for a job whose cancel was requested, '
 '(job_id, ''lost'') for one it no longer holds. No rows: all is well.';
@@ -63,6 +69,7 @@ create function dbos.report_progress(
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   is_cancel_requested boolean;
@@ -88,9 +95,12 @@ begin
       else round(greatest(0, least(100, report_progress.progress)))::smallint
     end,
     progress_message = coalesce(report_progress.message, j.progress_message),
-    lease_expires_at = greatest(
-      j.lease_expires_at,
-      now() + make_interval(secs => report_progress.lease_seconds)
+    lease_expires_at = least(
+      greatest(
+        j.lease_expires_at,
+        now() + make_interval(secs => report_progress.lease_seconds)
+      ),
+      j.started_at + make_interval(secs => j.timeout_seconds)
     )
   where
     j.id = report_progress.job_id
@@ -120,6 +130,7 @@ create function dbos.rescue_expired_jobs(retry_delay_ms int default 1000)
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   rescued int;
@@ -141,10 +152,19 @@ begin
       j.attempt,
       j.max_attempts,
       j.cancel_requested,
-      format(
-        'lease expired at %s: worker %s stopped heartbeating (attempt %s of %s)',
-        j.lease_expires_at, j.locked_by, j.attempt, j.max_attempts
-      ) as error
+      case
+        when j.started_at + make_interval(secs => j.timeout_seconds) <= now()
+          then format(
+            'timed out: still running after its timeout of %s s '
+            '(worker %s, attempt %s of %s)',
+            j.timeout_seconds, j.locked_by, j.attempt, j.max_attempts
+          )
+        else format(
+          'lease expired at %s: worker %s stopped heartbeating '
+          '(attempt %s of %s)',
+          j.lease_expires_at, j.locked_by, j.attempt, j.max_attempts
+        )
+      end as error
     from dbos.job_queue as j
     where j.status = 'running' and j.lease_expires_at < now()
     order by j.lease_expires_at
@@ -161,12 +181,13 @@ begin
       and not e.cancel_requested
     returning
       j.id, j.job_name, j.payload, e.error, j.attempt, j.max_attempts,
-      j.created_at
+      j.created_at, j.priority, j.queue_name, j.dedup_key, j.timeout_seconds
   ),
 
   buried as (
     insert into dbos.failed_jobs as d (
-      id, job_name, payload, error, attempt, max_attempts, original_created_at
+      id, job_name, payload, error, attempt, max_attempts, original_created_at,
+      priority, queue_name, dedup_key, timeout_seconds
     )
     select
       dead.id,
@@ -175,7 +196,11 @@ begin
       dead.error,
       dead.attempt,
       dead.max_attempts,
-      dead.created_at
+      dead.created_at,
+      dead.priority,
+      dead.queue_name,
+      dead.dedup_key,
+      dead.timeout_seconds
     from dead
     returning d.id
   ),
@@ -209,7 +234,8 @@ $$;
 
 comment on function dbos.rescue_expired_jobs(int) is
 'Running jobs whose lease expired count as a failed attempt (error says the '
-'lease expired): back to pending after the backoff of retry_delay_ms, or to '
+'lease expired, or that the job ran past its timeout_seconds): back to '
+'pending after the backoff of retry_delay_ms, or to '
 'dbos.failed_jobs after max_attempts; a job whose cancel was requested ends '
 'cancelled. Returns how many jobs it rescued (at most 10000 a call).';
 
@@ -221,6 +247,7 @@ create function dbos.release_jobs(
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$

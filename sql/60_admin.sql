@@ -4,6 +4,7 @@ create function dbos.cancel_job(job_id bigint)
 returns text
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   current_status text;
@@ -55,48 +56,92 @@ create function dbos.retry_dead_letter_job(id bigint)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
-  new_id bigint;
+  dead dbos.failed_jobs;
 begin
   if retry_dead_letter_job.id is null then
     raise exception using
       errcode = 'null_value_not_allowed',
       message = 'retry_dead_letter_job: id must not be null';
   end if;
-  with replayed as (
-    delete from dbos.failed_jobs as d
-    where d.id = retry_dead_letter_job.id
-    returning d.job_name, d.payload, d.max_attempts
-  )
-
-  insert into dbos.job_queue as j (job_name, payload, max_attempts)
-  select replayed.job_name, replayed.payload, replayed.max_attempts
-  from replayed
-  returning j.id into new_id;
-
-  if new_id is null then
+  delete from dbos.failed_jobs as d
+  where d.id = retry_dead_letter_job.id
+  returning d.* into dead;
+  if not found then
     raise exception using
       errcode = 'no_data_found',
       message = format(
         'dead-letter job %s not found in dbos.failed_jobs',
         retry_dead_letter_job.id);
   end if;
-  perform dbos.wake_workers();
-  return new_id;
+  -- Through enqueue: validation, the dedup key and the wake-up included.
+  return dbos.enqueue(
+    dead.job_name, dead.payload, now(), dead.max_attempts, dead.priority,
+    dead.queue_name, dead.dedup_key, dead.timeout_seconds
+  );
 end;
 $$;
 
 comment on function dbos.retry_dead_letter_job(bigint) is
 'Replays a dead-lettered job: deletes its dbos.failed_jobs row and enqueues '
-'a new job with the same job_name, payload and max_attempts (fresh attempt '
-'counter, due now), in one transaction. Returns the new id; unknown id: '
-'P0002.';
+'a new job with the same job_name, payload, max_attempts, priority, queue, '
+'dedup key and timeout (fresh attempt counter, due now), in one '
+'transaction. Returns the new id; unknown id: P0002.';
+
+create function dbos.retry_dead_letter_jobs(job_name text)
+returns setof bigint
+language plpgsql
+set search_path = pg_catalog, pg_temp
+security definer
+as $$
+declare
+  dead_id bigint;
+begin
+  -- SKIP LOCKED: two operators replaying at once never replay a job twice.
+  for dead_id in
+    select d.id
+    from dbos.failed_jobs as d
+    where d.job_name = retry_dead_letter_jobs.job_name
+    order by d.failed_at, d.id
+    for update skip locked
+  loop
+    return next dbos.retry_dead_letter_job(dead_id);
+  end loop;
+end;
+$$;
+
+comment on function dbos.retry_dead_letter_jobs(text) is
+'Replays every dead-lettered job of job_name (oldest first) as '
+'retry_dead_letter_job does; returns the new ids.';
+
+create function dbos.cancel_pending_jobs(job_name text)
+returns int
+language plpgsql
+set search_path = pg_catalog, pg_temp
+security definer
+as $$
+declare
+  cancelled int;
+begin
+  update dbos.job_queue as j
+  set status = 'cancelled', completed_at = now()
+  where j.job_name = cancel_pending_jobs.job_name and j.status = 'pending';
+  get diagnostics cancelled = row_count;
+  return cancelled;
+end;
+$$;
+
+comment on function dbos.cancel_pending_jobs(text) is
+'Cancels every pending job of job_name (running ones are left alone: use '
+'cancel_job). Returns how many it cancelled.';
 
 create function dbos.retry_job(job_id bigint)
 returns bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   current_status text;
@@ -144,6 +189,7 @@ create function dbos.prune_jobs(older_than interval, max_rows int default null)
 returns int
 language plpgsql
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 declare
   pruned int;

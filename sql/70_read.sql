@@ -5,6 +5,7 @@ returns setof dbos.job_queue
 language sql
 stable
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
   select j.*
   from dbos.job_queue as j
@@ -20,6 +21,7 @@ returns setof dbos.job_queue
 language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 begin
   if list_jobs.status not in ('pending', 'running', 'completed', 'cancelled') then
@@ -52,6 +54,7 @@ returns setof dbos.failed_jobs
 language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
+security definer
 as $$
 begin
   if list_dead_letter_jobs.max_rows < 1 then

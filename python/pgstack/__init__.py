@@ -19,10 +19,12 @@ from pgstack.errors import (
     JobNotFound,
     MigrationError,
     PayloadError,
+    PermanentError,
     PgStackError,
+    Snooze,
 )
-from pgstack.models import DeadLetterJob, Job, QueueCount
-from pgstack.registry import job
+from pgstack.models import DeadLetterJob, Job, QueueCount, Schedule
+from pgstack.registry import RetryPolicy, job
 
 __all__ = [
     "ConfigurationError",
@@ -36,7 +38,11 @@ __all__ = [
     "JobSpec",
     "MigrationError",
     "PayloadError",
+    "PermanentError",
     "PgStackError",
     "QueueCount",
+    "RetryPolicy",
+    "Schedule",
+    "Snooze",
     "job",
 ]

@@ -12,7 +12,7 @@ import psycopg
 
 from pgstack import queries
 from pgstack.errors import from_database
-from pgstack.models import STATUSES, DeadLetterJob, Job, QueueCount
+from pgstack.models import STATUSES, DeadLetterJob, Job, QueueCount, Schedule
 from pgstack.payloads import to_json
 from pgstack.registry import F, HandlerRegistry
 
@@ -35,6 +35,10 @@ class JobSpec:
     payload: Any = None
     scheduled_for: datetime | timedelta | None = None
     max_attempts: int | None = None
+    priority: int | None = None
+    queue_name: str | None = None
+    dedup_key: str | None = None
+    timeout_seconds: int | None = None
 
 
 def _when(scheduled_for: datetime | timedelta | None) -> tuple[datetime | None, timedelta | None]:
@@ -50,6 +54,11 @@ def _when(scheduled_for: datetime | timedelta | None) -> tuple[datetime | None, 
             )
         return scheduled_for, None
     raise TypeError(f"scheduled_for must be a datetime or a timedelta, got {scheduled_for!r}")
+
+
+def _column(values: list[Any]) -> list[Any] | None:
+    """An optional array argument: NULL (all defaults) when no element is set."""
+    return values if any(v is not None for v in values) else None
 
 
 class JobQueue:
@@ -74,16 +83,17 @@ class JobQueue:
     # -- handlers ------------------------------------------------------------------
 
     @overload
-    def register(self, job_name: str) -> Callable[[F], F]: ...
+    def register(self, job_name: str, **options: Any) -> Callable[[F], F]: ...
 
     @overload
-    def register(self, job_name: str, fn: F) -> F: ...
+    def register(self, job_name: str, fn: F, **options: Any) -> F: ...
 
-    def register(self, job_name: str, fn: F | None = None) -> F | Callable[[F], F]:
-        """``queue.register("name", fn)`` or ``@queue.register("name")``."""
+    def register(self, job_name: str, fn: F | None = None, **options: Any) -> F | Callable[[F], F]:
+        """``queue.register("name", fn)`` or ``@queue.register("name")``; options as
+        :func:`pgstack.job` (``cron``, ``timeout``, ``retry``, ``transactional``)."""
         if fn is None:
-            return self.registry.register(job_name)
-        return self.registry.register(job_name, fn)
+            return self.registry.register(job_name, **options)
+        return self.registry.register(job_name, fn, **options)
 
     # -- enqueueing ----------------------------------------------------------------
 
@@ -94,12 +104,20 @@ class JobQueue:
         scheduled_for: datetime | timedelta | None = None,
         max_attempts: int | None = None,
         *,
+        priority: int | None = None,
+        queue_name: str | None = None,
+        dedup_key: str | None = None,
+        timeout_seconds: int | None = None,
         conn: EnqueueConnection | None = None,
     ) -> int:
         """Enqueue one job; returns its id.
 
         ``scheduled_for``: a timezone-aware datetime, or a timedelta from now (the
         database's now). ``max_attempts`` defaults to the queue's ``max_retries``.
+        ``priority``: higher runs first (default 0). ``queue_name``: default
+        ``'default'``. ``dedup_key``: while a pending or running job holds the key, its
+        id is returned instead of a new job's. ``timeout_seconds``: an attempt running
+        longer fails.
         """
         at, delay = _when(scheduled_for)
         params = {
@@ -108,6 +126,10 @@ class JobQueue:
             "scheduled_for": at,
             "delay": delay,
             "max_attempts": self.default_max_attempts if max_attempts is None else max_attempts,
+            "priority": priority,
+            "queue_name": queue_name,
+            "dedup_key": dedup_key,
+            "timeout_seconds": timeout_seconds,
         }
         row = self._fetch_one(queries.ENQUEUE, params, conn)
         return int(row[0])
@@ -177,6 +199,10 @@ class JobQueue:
             "max_attempts": [
                 default_attempts if s.max_attempts is None else s.max_attempts for s in specs
             ],
+            "priorities": _column([s.priority for s in specs]),
+            "queue_names": _column([s.queue_name for s in specs]),
+            "dedup_keys": _column([s.dedup_key for s in specs]),
+            "timeout_seconds": _column([s.timeout_seconds for s in specs]),
         }
         return [int(row[0]) for row in self._fetch_all(queries.ENQUEUE_MANY, params, conn)]
 
@@ -219,6 +245,67 @@ class JobQueue:
     def cancel_job(self, job_id: int, *, conn: EnqueueConnection | None = None) -> str:
         """Cancel a job: ``'cancelled'``, ``'cancel_requested'`` (running), or its final status."""
         return str(self._fetch_one(queries.CANCEL_JOB, (job_id,), conn)[0])
+
+    def retry_dead_letter_jobs(
+        self, job_name: str, *, conn: EnqueueConnection | None = None
+    ) -> list[int]:
+        """Replay every dead-lettered job of ``job_name``; returns the new ids."""
+        return [
+            int(r[0]) for r in self._fetch_all(queries.RETRY_DEAD_LETTER_JOBS, (job_name,), conn)
+        ]
+
+    def cancel_pending_jobs(self, job_name: str, *, conn: EnqueueConnection | None = None) -> int:
+        """Cancel every pending job of ``job_name``; returns how many."""
+        return int(self._fetch_one(queries.CANCEL_PENDING_JOBS, (job_name,), conn)[0])
+
+    def set_queue_limit(
+        self,
+        queue_name: str,
+        concurrency_limit: int | None,
+        *,
+        conn: EnqueueConnection | None = None,
+    ) -> None:
+        """At most ``concurrency_limit`` running jobs of ``queue_name`` across all workers
+        (1: a serial queue, 0: paused, ``None``: no limit)."""
+        self._fetch_all(queries.SET_QUEUE_LIMIT, (queue_name, concurrency_limit), conn)
+
+    # -- periodic jobs ---------------------------------------------------------------
+
+    def schedule(
+        self,
+        schedule_name: str,
+        cron: str,
+        job_name: str | None = None,
+        payload: Any = _DEFAULT_PAYLOAD,
+        *,
+        timezone: str = "UTC",
+        queue_name: str = "default",
+        priority: int = 0,
+        max_attempts: int | None = None,
+        conn: EnqueueConnection | None = None,
+    ) -> datetime:
+        """Enqueue ``job_name`` (default: ``schedule_name``) at every tick of ``cron``;
+        returns the next tick. Each tick runs once however many workers there are."""
+        name = job_name or schedule_name
+        params = (
+            schedule_name,
+            cron,
+            name,
+            to_json(payload, what=f"payload of schedule {schedule_name!r}"),
+            timezone,
+            queue_name,
+            priority,
+            self.default_max_attempts if max_attempts is None else max_attempts,
+        )
+        value: datetime = self._fetch_one(queries.SCHEDULE, params, conn)[0]
+        return value
+
+    def unschedule(self, schedule_name: str, *, conn: EnqueueConnection | None = None) -> bool:
+        """Remove a periodic job; ``False`` when there was none of that name."""
+        return bool(self._fetch_one(queries.UNSCHEDULE, (schedule_name,), conn)[0])
+
+    def list_schedules(self, *, conn: EnqueueConnection | None = None) -> list[Schedule]:
+        return [Schedule(*row) for row in self._fetch_all(queries.LIST_SCHEDULES, None, conn)]
 
     def prune_jobs(
         self,

@@ -37,6 +37,22 @@ class JobCancelled(PgStackError):
     """Raised inside a handler by ``report_progress`` once the job's cancel was requested."""
 
 
+class Snooze(Exception):
+    """Raise from a handler to run the job again ``seconds`` from now, without using up
+    an attempt: ``raise pgstack.Snooze(30)``."""
+
+    def __init__(self, seconds: float) -> None:
+        if not seconds >= 0:
+            raise ValueError(f"Snooze seconds must be 0 or more, got {seconds!r}")
+        super().__init__(f"snoozed for {seconds} s")
+        self.seconds = float(seconds)
+
+
+class PermanentError(Exception):
+    """Raise from a handler when retrying cannot help: the job goes straight to the dead
+    letter, whatever attempts it has left."""
+
+
 def from_database(error: psycopg.Error) -> PgStackError | psycopg.Error:
     """The pgstack exception for a database error of the queue's functions, or the error itself."""
     state = error.sqlstate or ""

@@ -30,6 +30,12 @@ class Job:
     locked_by: str | None
     lease_expires_at: datetime | None
     cancel_requested: bool
+    priority: int
+    queue_name: str
+    dedup_key: str | None
+    timeout_seconds: int | None
+    # The handler's return value (JSON), once completed.
+    result: Any
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,10 @@ class DeadLetterJob:
     max_attempts: int
     original_created_at: datetime
     failed_at: datetime
+    priority: int
+    queue_name: str
+    dedup_key: str | None
+    timeout_seconds: int | None
 
 
 @dataclass(frozen=True)
@@ -53,3 +63,19 @@ class QueueCount:
     job_name: str
     status: str
     jobs: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A row of ``dbos.schedules``: a periodic job."""
+
+    schedule_name: str
+    cron: str
+    timezone: str
+    job_name: str
+    payload: Any
+    queue_name: str
+    priority: int
+    max_attempts: int
+    next_run_at: datetime
+    last_run_at: datetime | None

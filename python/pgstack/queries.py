@@ -46,7 +46,11 @@ select dbos.enqueue(
   %(job_name)s,
   %(payload)s::jsonb,
   coalesce(%(scheduled_for)s::timestamptz, now() + %(delay)s::interval, now()),
-  %(max_attempts)s
+  %(max_attempts)s,
+  %(priority)s,
+  %(queue_name)s,
+  %(dedup_key)s,
+  %(timeout_seconds)s
 )
 """
 
@@ -62,7 +66,11 @@ select dbos.enqueue_many(
         with ordinality as t (at, delay, n)
     )
   end,
-  %(max_attempts)s::int[]
+  %(max_attempts)s::int[],
+  %(priorities)s::int[],
+  %(queue_names)s::text[],
+  %(dedup_keys)s::text[],
+  %(timeout_seconds)s::int[]
 )
 """
 
@@ -71,7 +79,8 @@ select dbos.enqueue_many(
 JOB_COLUMNS: Final = """
 id, job_name, payload, status, attempt, max_attempts, error, scheduled_for,
 created_at, started_at, completed_at, progress, progress_message, locked_by,
-lease_expires_at, cancel_requested
+lease_expires_at, cancel_requested, priority, queue_name, dedup_key, timeout_seconds,
+result
 """
 
 GET_JOB: Final = f"select {JOB_COLUMNS} from dbos.get_job(%s)"
@@ -79,7 +88,8 @@ GET_JOB: Final = f"select {JOB_COLUMNS} from dbos.get_job(%s)"
 LIST_JOBS: Final = f"select {JOB_COLUMNS} from dbos.list_jobs(%s, %s)"
 
 DEAD_LETTER_COLUMNS: Final = """
-id, job_name, payload, error, attempt, max_attempts, original_created_at, failed_at
+id, job_name, payload, error, attempt, max_attempts, original_created_at, failed_at,
+priority, queue_name, dedup_key, timeout_seconds
 """
 
 LIST_DEAD_LETTER_JOBS: Final = f"select {DEAD_LETTER_COLUMNS} from dbos.list_dead_letter_jobs(%s)"
@@ -96,6 +106,21 @@ RETRY_DEAD_LETTER_JOB: Final = "select dbos.retry_dead_letter_job(%s)"
 RETRY_JOB: Final = "select dbos.retry_job(%s)"
 CANCEL_JOB: Final = "select dbos.cancel_job(%s)"
 PRUNE_JOBS: Final = "select dbos.prune_jobs(%s, %s)"
+RETRY_DEAD_LETTER_JOBS: Final = "select r.id from dbos.retry_dead_letter_jobs(%s) as r (id)"
+CANCEL_PENDING_JOBS: Final = "select dbos.cancel_pending_jobs(%s)"
+SET_QUEUE_LIMIT: Final = "select dbos.set_queue_limit(%s, %s)"
+
+# -- periodic jobs ---------------------------------------------------------------
+
+SCHEDULE: Final = "select dbos.schedule(%s, %s, %s, %s::jsonb, %s, %s, %s, %s)"
+UNSCHEDULE: Final = "select dbos.unschedule(%s)"
+LIST_SCHEDULES: Final = """
+select s.schedule_name, s.cron, s.timezone, s.job_name, s.payload, s.queue_name, s.priority,
+       s.max_attempts, s.next_run_at, s.last_run_at
+from dbos.schedules as s
+order by s.schedule_name
+"""
+ENQUEUE_DUE_SCHEDULES: Final = "select dbos.enqueue_due_schedules()"
 
 # -- the worker ----------------------------------------------------------------
 
@@ -115,7 +140,10 @@ RELEASE_JOBS: Final = "select dbos.release_jobs(%s, %s, %s)"
 
 HEARTBEAT: Final = "select h.job_id, h.state from dbos.heartbeat(%s, %s, %s, %s) as h"
 
-REPORT_PROGRESS: Final = "select dbos.report_progress(%s, %s, %s, %s, %s)"
+# Python floats arrive as double precision, which does not cast to numeric implicitly.
+REPORT_PROGRESS: Final = (
+    "select dbos.report_progress(%s::bigint, %s::numeric, %s::text, %s::int, %s::int)"
+)
 
 RESCUE_EXPIRED_JOBS: Final = "select dbos.rescue_expired_jobs(%s)"
 

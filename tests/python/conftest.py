@@ -88,7 +88,10 @@ def dbos(database_url: str) -> Iterator[PgStackDBOS]:
 
 
 def wait_for(
-    condition: Callable[[], Any], *, timeout: float = 10.0, interval: float = 0.02,
+    condition: Callable[[], Any],
+    *,
+    timeout: float = 10.0,
+    interval: float = 0.02,
     message: str = "condition",
 ) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
@@ -111,7 +114,9 @@ class WorkerProcess:
     """A real `pgstack-run` in a subprocess, for signals and crashes."""
 
     def __init__(self, database_url: str, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"pgstack-worker-{uuid.uuid4().hex[:8]}.log"
+        self.log_path = (
+            Path(os.environ.get("TMPDIR", "/tmp")) / f"pgstack-worker-{uuid.uuid4().hex[:8]}.log"
+        )
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [str(BIN / "pgstack-run"), *args, "--database-url", database_url],
@@ -131,7 +136,8 @@ class WorkerProcess:
     def wait_until_logged(self, text: str, timeout: float = 15.0) -> None:
         wait_for(
             lambda: text in self.log() or self.process.poll() is not None,
-            timeout=timeout, message=f"worker log line {text!r}",
+            timeout=timeout,
+            message=f"worker log line {text!r}",
         )
         assert text in self.log(), f"worker exited ({self.process.returncode}):\n{self.log()}"
 

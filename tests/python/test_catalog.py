@@ -2,7 +2,8 @@
 
 Two databases are built, one by applying every migration, one by running sql/*.sql in
 file-name order; their catalogs of schema dbos are read back and compared: tables,
-columns, constraints, indexes, views, functions (full definitions), comments.
+columns, constraints, indexes, views, functions (full definitions), comments and
+privileges.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ CATALOG_QUERIES = {
         select viewname, definition from pg_views where schemaname = 'dbos' order by 1""",
     "functions": """
         select p.oid::regprocedure::text, pg_get_functiondef(p.oid),
-               obj_description(p.oid, 'pg_proc')
+               obj_description(p.oid, 'pg_proc'), p.proacl::text
         from pg_proc p join pg_namespace n on n.oid = p.pronamespace
         where n.nspname = 'dbos' order by 1""",
     "comments": """
-        select c.relname, obj_description(c.oid, 'pg_class')
+        select c.relname, obj_description(c.oid, 'pg_class'), c.relacl::text
         from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname = 'dbos' order by 1""",
     "schema": """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import psycopg
+
 from conftest import scalar
 
 
@@ -63,8 +64,10 @@ def test_claim_stays_an_index_scan_with_a_million_completed_rows(db):
         from generate_series(1, 1000000)
         """
     )
-    db.execute("select dbos.enqueue_many(array_fill('new'::text, array[100]),"
-               " array_fill('{}'::jsonb, array[100]))")
+    db.execute(
+        "select dbos.enqueue_many(array_fill('new'::text, array[100]),"
+        " array_fill('{}'::jsonb, array[100]))"
+    )
     db.execute("analyze dbos.job_queue")
     plan = "\n".join(r[0] for r in db.execute("explain " + CLAIM_QUERY).fetchall())
     print(plan)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import scalar
 
+from conftest import scalar
 from pgstack.errors import MigrationError
 from pgstack.migrate import load_migrations, migrate, migrations_directory, pending_script
 

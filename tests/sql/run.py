@@ -46,8 +46,11 @@ def main() -> int:
         print("tests/sql: no pgTAP test files found", file=sys.stderr)
         return 1
     if shutil.which("pg_prove") is None:
-        print("tests/sql: pg_prove not found: install the Debian package "
-              "libtap-parser-sourcehandler-pgtap-perl (or run .ci/run as root)", file=sys.stderr)
+        print(
+            "tests/sql: pg_prove not found: install the Debian package "
+            "libtap-parser-sourcehandler-pgtap-perl (or run .ci/run as root)",
+            file=sys.stderr,
+        )
         return 1
     name = f"pgstack_sqltest_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
@@ -59,9 +62,11 @@ def main() -> int:
             try:
                 conn.execute("create extension pgtap")
             except psycopg.errors.FeatureNotSupported as error:
-                print(f"tests/sql: pgTAP is not installed on the server ({error}); install the "
-                      "Debian package postgresql-15-pgtap (or run .ci/run as root)",
-                      file=sys.stderr)
+                print(
+                    f"tests/sql: pgTAP is not installed on the server ({error}); install the "
+                    "Debian package postgresql-15-pgtap (or run .ci/run as root)",
+                    file=sys.stderr,
+                )
                 return 1
         return subprocess.run(pg_prove_command(url, files), env=pg_env(url), check=False).returncode
     finally:

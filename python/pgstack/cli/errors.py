@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -14,6 +15,14 @@ from pgstack.errors import PgStackError
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a reader that went away
+
+# The database lacks the schema (or a part a newer pgstack added).
+_NO_SCHEMA = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.InvalidSchemaName,
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,8 +46,17 @@ def run_command(prog: str, command: Callable[[], int], url: Callable[[], str | N
         fail(prog, redact_message(str(error), url()))
     except psycopg.OperationalError as error:
         fail(prog, "cannot reach the database: " + redact_message(str(error), url()))
+    except _NO_SCHEMA as error:
+        text = error.diag.message_primary or str(error)
+        hint = "run `pgstack migrate` to create or upgrade schema dbos"
+        fail(prog, f"{redact_message(text, url())}: {hint}")
     except psycopg.Error as error:
         text = error.diag.message_primary or str(error)
         fail(prog, redact_message(text, url()))
+    except BrokenPipeError:
+        # The reader of our output went away (`pgstack dbos list | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(EXIT_BROKEN_PIPE) from None
     except KeyboardInterrupt:
         fail(prog, "interrupted", 130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -18,12 +19,20 @@ def import_target(target: str) -> ModuleType:
     """Import ``handlers.py`` (a path) or ``package.module`` (a module name)."""
     path = Path(target)
     if target.endswith(".py") or path.exists():
+        if path.is_dir():
+            raise ConfigurationError(f"{target} is a directory: give a .py file or a module")
         if not path.is_file():
             raise ConfigurationError(f"no such handlers file: {target}")
-        folder = str(path.resolve().parent)
+        resolved = path.resolve()
+        folder = str(resolved.parent)
         if folder not in sys.path:
             sys.path.insert(0, folder)  # so the file can import its neighbours
-        name = f"pgstack_handlers_{path.stem}"
+        # One module per file: named after its path, so two handlers.py of different
+        # folders do not replace each other, and a file given twice is imported once.
+        digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+        name = f"pgstack_handlers_{path.stem}_{digest}"
+        if name in sys.modules:
+            return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise ConfigurationError(f"cannot import {target}")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import sys
-from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from pgstack.cli.errors import Parser, fail, run_command
-from pgstack.cli.output import table, to_json
+from pgstack.cli.dbos_commands import run_action
+from pgstack.cli.durations import duration
+from pgstack.cli.errors import Parser, run_command
 from pgstack.client import JobQueue
 from pgstack.config import database_url
 from pgstack.connections import SingleConnection
@@ -17,7 +17,12 @@ from pgstack.migrate import migrate, pending_script
 from pgstack.models import STATUSES
 
 PROG = "pgstack"
-STATUS_COLUMNS = (*STATUSES, "dead")
+MAX_JOB_ID = 2**63 - 1  # bigint
+MAX_INT = 2**31 - 1  # int, of limits and max_attempts
+# Python (and so every pgstack reader) cannot hold a time past year 9999: a job
+# scheduled later would make `list` fail for everybody. A day of margin covers the
+# session's time zone.
+LATEST = datetime.max.replace(tzinfo=timezone.utc) - timedelta(days=1)
 
 
 def _positive(text: str) -> int:
@@ -27,14 +32,38 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_INT}, got {value}")
     return value
 
 
 def _job_id(text: str) -> int:
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a job id is a whole number, got {text!r}") from None
+        value = 0
+    if not 1 <= value <= MAX_JOB_ID:
+        raise argparse.ArgumentTypeError(
+            f"a job id is a whole number from 1 to {MAX_JOB_ID}, got {text!r}"
+        )
+    return value
+
+
+def _delay(text: str) -> timedelta:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(seconds) or seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text!r}")
+    try:
+        delay = timedelta(seconds=seconds)
+        fits = datetime.now(timezone.utc) + delay <= LATEST
+    except OverflowError:
+        fits = False
+    if not fits:
+        raise argparse.ArgumentTypeError(f"too far in the future (past year 9999): {text!r}")
+    return delay
 
 
 def _aware_time(text: str) -> datetime:
@@ -44,6 +73,12 @@ def _aware_time(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not an ISO time: {text!r}") from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"give a timezone, e.g. {text}+00:00")
+    try:
+        in_range = value.astimezone(timezone.utc) <= LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise argparse.ArgumentTypeError(f"out of range (years 1 to 9999 in UTC): {text!r}")
     return value
 
 
@@ -85,16 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="replay a dead-lettered job, or run a waiting pending job now",
     )
-    cmd.add_argument("id", type=_job_id)
+    _id_or_all(cmd, "replay every dead-lettered job of --name")
 
     cmd = actions.add_parser("cancel", parents=[common], help="cancel a pending or running job")
-    cmd.add_argument("id", type=_job_id)
+    _id_or_all(cmd, "cancel every pending job of --name")
+
+    cmd = actions.add_parser(
+        "prune", parents=[common], help="delete completed and cancelled jobs older than this"
+    )
+    cmd.add_argument(
+        "--older-than", type=_age, required=True, metavar="DURATION", help="e.g. 7d, 24h, 30m, 90s"
+    )
+
+    cmd = actions.add_parser(
+        "limit", parents=[common], help="limit the running jobs of a queue across all workers"
+    )
+    cmd.add_argument("queue_name")
+    cmd.add_argument(
+        "concurrency_limit",
+        type=_limit,
+        metavar="N|none",
+        help="1 makes a serial queue, 0 pauses it, none removes the limit",
+    )
+
+    cmd = actions.add_parser("schedules", parents=[common], help="periodic jobs")
+    cmd.add_argument("--json", action="store_true", help="machine-readable output")
+
+    cmd = actions.add_parser("schedule", parents=[common], help="add or change a periodic job")
+    cmd.add_argument("schedule_name")
+    cmd.add_argument("cron", help="e.g. '*/5 * * * *' or @hourly")
+    cmd.add_argument("job_name", nargs="?", help="default: the schedule's name")
+    cmd.add_argument("payload", nargs="?", default="{}", help="JSON payload (default {})")
+    cmd.add_argument("--timezone", default="UTC")
+
+    cmd = actions.add_parser("unschedule", parents=[common], help="remove a periodic job")
+    cmd.add_argument("schedule_name")
 
     cmd = actions.add_parser("enqueue", parents=[common], help="enqueue a job")
     cmd.add_argument("job_name")
     cmd.add_argument("payload", nargs="?", default="{}", help="JSON payload (default {})")
     when = cmd.add_mutually_exclusive_group()
-    when.add_argument("--delay", type=float, metavar="SECONDS", help="run after this many seconds")
+    when.add_argument("--delay", type=_delay, metavar="SECONDS", help="run after this many seconds")
     when.add_argument(
         "--at",
         type=_aware_time,
@@ -102,7 +168,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="run at this time (with a timezone, e.g. 2026-12-01T09:00:00+00:00)",
     )
     cmd.add_argument("--max-attempts", type=_positive)
+    cmd.add_argument("--priority", type=_integer, default=None, help="higher runs first")
+    cmd.add_argument("--queue", dest="queue_name", help="queue name (default: default)")
+    cmd.add_argument("--dedup-key", help="no new job while one with this key is pending/running")
+    cmd.add_argument(
+        "--timeout",
+        type=_positive,
+        dest="timeout_seconds",
+        metavar="SECONDS",
+        help="fail an attempt that runs longer",
+    )
     return parser
+
+
+def _id_or_all(cmd: argparse.ArgumentParser, all_help: str) -> None:
+    cmd.add_argument("id", type=_job_id, nargs="?")
+    cmd.add_argument("--name", help="a job name, with --all")
+    cmd.add_argument("--all", action="store_true", help=all_help)
+
+
+def _integer(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if abs(value) > MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be within +/-{MAX_INT}, got {value}")
+    return value
+
+
+def _limit(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, or none, got {value}")
+    return value
+
+
+def _age(text: str) -> timedelta:
+    age = duration(text)
+    if age is None:
+        raise argparse.ArgumentTypeError(f"give a duration such as 7d: {text!r}")
+    return age
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(resolved[0], args)
         source = SingleConnection(resolved[0])
         try:
-            return _dbos(JobQueue(source), args)
+            return run_action(JobQueue(source), args)
         finally:
             source.close()
 
@@ -138,93 +246,6 @@ def _migrate(url: str, args: argparse.Namespace) -> int:
     else:
         print("nothing to apply: the schema is up to date")
     return 0
-
-
-def _dbos(queue: JobQueue, args: argparse.Namespace) -> int:
-    action = args.action
-    if action == "status":
-        _print_status(queue, as_json=args.json)
-    elif action == "list":
-        jobs = queue.list_jobs(args.status, args.limit)
-        if args.json:
-            print(to_json(jobs))
-        else:
-            print(
-                table(
-                    ["id", "job_name", "status", "attempt", "scheduled_for", "progress", "error"],
-                    [
-                        (
-                            j.id,
-                            j.job_name,
-                            j.status,
-                            f"{j.attempt}/{j.max_attempts}",
-                            j.scheduled_for,
-                            j.progress,
-                            j.error,
-                        )
-                        for j in jobs
-                    ],
-                    widths={1: 40, 6: 60},
-                )
-            )
-    elif action == "dead":
-        dead = queue.list_dead_letter_jobs(args.limit)
-        if args.json:
-            print(to_json(dead))
-        else:
-            print(
-                table(
-                    ["id", "job_name", "attempts", "failed_at", "error", "payload"],
-                    [
-                        (
-                            d.id,
-                            d.job_name,
-                            f"{d.attempt}/{d.max_attempts}",
-                            d.failed_at,
-                            d.error,
-                            d.payload,
-                        )
-                        for d in dead
-                    ],
-                    widths={1: 40, 4: 60, 5: 40},
-                )
-            )
-    elif action == "retry":
-        new_id = queue.retry_job(args.id)
-        if new_id == args.id:
-            print(f"job {args.id} is due now")
-        else:
-            print(f"dead-letter job {args.id} replayed as job {new_id}")
-    elif action == "cancel":
-        outcome = queue.cancel_job(args.id)
-        messages = {
-            "cancelled": f"job {args.id} cancelled",
-            "cancel_requested": f"job {args.id} is running: cancel requested, its worker stops it",
-        }
-        print(messages.get(outcome, f"job {args.id} is already {outcome}: nothing to cancel"))
-    elif action == "enqueue":
-        try:
-            payload = json.loads(args.payload)
-        except json.JSONDecodeError as error:
-            fail(PROG, f"payload is not valid JSON: {error}")
-        when = timedelta(seconds=args.delay) if args.delay is not None else args.at
-        job_id = queue.enqueue(args.job_name, payload, when, args.max_attempts)
-        print(job_id)
-    return 0
-
-
-def _print_status(queue: JobQueue, *, as_json: bool) -> None:
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(STATUS_COLUMNS, 0))
-    for line in queue.stats():
-        counts[line.job_name][line.status] = line.jobs
-    if as_json:
-        print(to_json({name: counts[name] for name in sorted(counts)}))
-        return
-    totals = {s: sum(c[s] for c in counts.values()) for s in STATUS_COLUMNS}
-    rows = [(name, *(counts[name][s] for s in STATUS_COLUMNS)) for name in sorted(counts)]
-    rows.append(("(all)", *(totals[s] for s in STATUS_COLUMNS)))
-    print(table(["job_name", *STATUS_COLUMNS], rows, widths={0: 40}))
-    print(f"\ndead letters: {totals['dead']}")
 
 
 if __name__ == "__main__":

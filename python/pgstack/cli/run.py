@@ -6,35 +6,21 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Callable
 from datetime import timedelta
 
+from pgstack.cli.durations import duration
 from pgstack.cli.errors import Parser, fail
 from pgstack.cli.loading import collect_handlers, import_target
 from pgstack.config import database_url, describe, redact_message
 from pgstack.errors import PgStackError
-from pgstack.worker.runner import Worker
+from pgstack.worker.runner import Worker, check_schema
 from pgstack.worker.settings import WorkerSettings
 
 PROG = "pgstack-run"
 logger = logging.getLogger("pgstack.worker")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> timedelta | None:
-    """``90``, ``90s``, ``30m``, ``24h``, ``7d``; ``0`` or ``forever`` keeps everything."""
-    if text.strip().lower() in ("forever", "never", "none"):
-        return None
-    match = _DURATION.match(text)
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a duration (e.g. 90s, 30m, 24h, 7d): {text!r}")
-    seconds = float(match[1]) * _UNITS[match[2]]
-    return timedelta(seconds=seconds) if seconds > 0 else None
 
 
 def _number(kind: type[int] | type[float], minimum: float) -> Callable[[str], int | float]:
@@ -123,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         url = database_url(args.database_url)
         modules = [import_target(target) for target in args.targets]
         registry = collect_handlers(modules)
+        if len(registry) == 0:
+            raise PgStackError(
+                f"no handlers registered by {' '.join(args.targets)}: "
+                'decorate functions with @pgstack.job("job-name")'
+            )
         extra = {"worker_id": args.worker_id} if args.worker_id else {}
         settings = WorkerSettings(
             concurrency=args.concurrency,
@@ -136,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             **extra,
         )
         worker = Worker(url, registry, settings)
+        # Checked here too, so a database without the schema is one line of error
+        # and not a log line first.
+        check_schema(url)
     except PgStackError as error:
         fail(PROG, redact_message(str(error), url))
     logger.info("pgstack-run: database %s", describe(url))

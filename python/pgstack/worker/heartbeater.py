@@ -28,11 +28,13 @@ class Heartbeater(threading.Thread):
         settings: WorkerSettings,
         jobs_in_hand: Callable[[], list[HeldJob]],
         on_lease_news: Callable[[int, str], None],
+        on_rescued: Callable[[], None],
     ) -> None:
         super().__init__(name="pgstack-heartbeater", daemon=True)
         self._settings = settings
         self._jobs_in_hand = jobs_in_hand
         self._on_lease_news = on_lease_news
+        self._on_rescued = on_rescued
         self._stop_event = threading.Event()
         self._wake = threading.Event()
         self._link = SyncLink(conninfo, "heartbeater", settings.worker_id, self._stop_event)
@@ -116,6 +118,10 @@ class Heartbeater(threading.Thread):
             return False
         if rows[0][0]:
             logger.warning("rescued %d job(s) whose lease had expired", rows[0][0])
+            # They are pending again (due after the backoff), and nothing notifies: the
+            # claim loop must re-read when the next job is due, or it sleeps a poll
+            # interval while they wait.
+            self._on_rescued()
         return True
 
     def _prune(self, keep: timedelta) -> bool:

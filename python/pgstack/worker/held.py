@@ -26,6 +26,11 @@ class _Reported:
 REPORTED = _Reported()
 
 
+def _storable(text: str) -> str:
+    """Text PostgreSQL accepts: no NUL, valid UTF-8 (lone surrogates escaped)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class HeldJob:
     """A claimed job: what the handler needs, the lease that fences its writes, and state
     shared with the heartbeater thread (progress to write, cancel or loss learned)."""
@@ -82,8 +87,11 @@ class HeldJob:
         except (TypeError, ValueError):
             logger.warning("job %s: report_progress ignored a bad progress %r", self.id, progress)
             return REPORTED
-        self.progress = value
-        self.progress_message = None if message is None else str(message)
+        # Clamped here as in the database (so +-inf is 0 or 100, not an error), and the
+        # message made storable: PostgreSQL text holds no NUL, and a write the database
+        # refuses would be retried by the heartbeater forever.
+        self.progress = None if value is None else min(100.0, max(0.0, value))
+        self.progress_message = None if message is None else _storable(str(message))
         self.progress_dirty = True
         self.wake_heartbeater()
         return REPORTED

@@ -113,8 +113,17 @@ class Worker:
 
     def run_forever(self) -> bool:
         """Run until :meth:`request_stop`; returns False when handler threads were still
-        running at the end of the shutdown timeout (their jobs were released)."""
-        return asyncio.run(self.run())
+        running at the end of the shutdown timeout (their jobs were released).
+
+        Meant as the target of a thread: an error that stops the worker from starting
+        (such as a missing schema) is raised by :meth:`wait_started` in the thread that
+        waits, not here, where it could only end as a stray traceback on stderr."""
+        try:
+            return asyncio.run(self.run())
+        except BaseException:
+            if self._startup_error is not None:
+                return True  # nothing ran; wait_started() raises it
+            raise
 
     def wait_started(self, timeout: float = 30) -> None:
         """Block until the worker runs; raises what stopped it from starting."""
@@ -149,7 +158,9 @@ class Worker:
             self._written,
             on_retry_scheduled=self._wake,
         )
-        heartbeater = Heartbeater(self.conninfo, settings, self._jobs_in_hand, self._lease_news)
+        heartbeater = Heartbeater(
+            self.conninfo, settings, self._jobs_in_hand, self._lease_news, self._wake_threadsafe
+        )
         self._heartbeater = heartbeater
         tasks = [asyncio.create_task(self._completer.run(), name="completer")]
         if settings.listen:
@@ -255,6 +266,13 @@ class Worker:
 
     def _wake(self) -> None:
         self._wakeup.set()
+
+    def _wake_threadsafe(self) -> None:
+        """``_wake`` from another thread (the heartbeater's)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._wakeup.set)
 
     def _claim_size(self) -> int:
         """How many jobs to claim now (0: wait). Claims fill the free slots plus the
