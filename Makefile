@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PGSTACK_TEST_ADMIN_URL ?= postgresql:///postgres
 
-.PHONY: help install migrate test test-sql test-python lint lint-sql lint-python clean
+.PHONY: help install migrate test test-sql test-python lint lint-sql lint-python bench clean
 
 help:
 	@echo "make install      virtual environment in $(VENV) with pgstack and its dev tools"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-sql     pgTAP suite (tests/sql) against a fresh database"
 	@echo "make test-python  pytest suite (tests/python)"
 	@echo "make lint         sqlfluff, ruff, mypy"
+	@echo "make bench        pgstack vs graphile-worker, PgQueuer, procrastinate, pgbench (~15 min)"
 
 $(BIN)/pgstack: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,10 @@ lint-python: install
 	$(BIN)/ruff check python tests
 	$(BIN)/ruff format --check python tests
 	$(BIN)/mypy
+
+# Installs its peers under bench/.peers on first run; BENCH_ARGS=--quick for a smoke test.
+bench:
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .mypy_cache
