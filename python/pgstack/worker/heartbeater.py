@@ -38,7 +38,13 @@ class Heartbeater(threading.Thread):
         self._on_rescued = on_rescued
         self._stop_event = threading.Event()
         self._wake = threading.Event()
-        self._link = SyncLink(conninfo, "heartbeater", settings.worker_id, self._stop_event)
+        self._link = SyncLink(
+            conninfo,
+            "heartbeater",
+            settings.worker_id,
+            self._stop_event,
+            asynchronous_commit=not settings.synchronous_commit,
+        )
 
     def poke(self) -> None:
         """Write reported progress soon (called from handlers, any thread)."""

@@ -180,8 +180,13 @@ class Worker:
             self._started.set()
             raise
         settings = self.settings
-        claims = AsyncLink(self.conninfo, "claimer", self.worker_id)
-        results = AsyncLink(self.conninfo, "completer", self.worker_id)
+        asynchronous = not settings.synchronous_commit
+        claims = AsyncLink(
+            self.conninfo, "claimer", self.worker_id, asynchronous_commit=asynchronous
+        )
+        results = AsyncLink(
+            self.conninfo, "completer", self.worker_id, asynchronous_commit=asynchronous
+        )
         self._claims = claims
         self._completer = Completer(
             results,

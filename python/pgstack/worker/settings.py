@@ -45,6 +45,10 @@ class WorkerSettings:
     listen: bool = True
     # Round trip on the listening connection, to notice a dead or half-open one.
     listener_check_interval: float = 10.0
+    # Whether the worker's own commits (claims, completions, failures, heartbeats) wait
+    # for the WAL flush. Off by default: a server crash can then undo the last fraction
+    # of a second of them, which only makes those jobs run again (see links.link_kwargs).
+    synchronous_commit: bool = False
     # Largest batch one claim asks for.
     max_claim_batch: int = 1000
     worker_id: str = field(default_factory=default_worker_id)
