@@ -27,7 +27,10 @@ select functions_are(
     'cancel_job', 'retry_dead_letter_job', 'retry_dead_letter_jobs',
     'cancel_pending_jobs', 'retry_job', 'prune_jobs',
     'cron_field', 'cron_next', 'schedule', 'unschedule', 'enqueue_due_schedules',
-    'get_job', 'list_jobs', 'list_dead_letter_jobs'
+    'get_job', 'list_jobs', 'list_dead_letter_jobs',
+    'dashboard_counts', 'dashboard_throughput', 'dashboard_oldest_due_at',
+    'dashboard_workers', 'dashboard_list_jobs', 'dashboard_list_dead_letter_jobs',
+    'get_dead_letter_job'
   ],
   'dbos has exactly the documented functions'
 );
@@ -178,14 +181,15 @@ select indexes_are(
   'dbos', 'job_queue',
   array[
     'job_queue_pkey', 'job_queue_claim_idx', 'job_queue_dedup_key_idx',
-    'job_queue_lease_idx', 'job_queue_finished_idx'
+    'job_queue_lease_idx', 'job_queue_finished_idx',
+    'job_queue_job_name_idx', 'job_queue_cancelled_idx', 'job_queue_error_idx'
   ],
-  'job_queue has exactly the primary key, claim, dedup key, lease and finished indexes'
+  'job_queue has exactly the primary key, claim, dedup key, lease, finished and the dashboard''s indexes'
 );
 select indexes_are(
   'dbos', 'failed_jobs',
-  array['failed_jobs_pkey', 'failed_jobs_failed_at_idx'],
-  'failed_jobs has exactly the primary key and the failed_at index'
+  array['failed_jobs_pkey', 'failed_jobs_failed_at_idx', 'failed_jobs_job_name_idx'],
+  'failed_jobs has exactly the primary key, the failed_at index and the job name index'
 );
 select has_index(
   'dbos', 'job_queue', 'job_queue_claim_idx', array['priority', 'scheduled_for', 'id'],
@@ -319,7 +323,10 @@ select is_empty(
       and p.provolatile <> 'v'
       and p.proname not in (
         'cron_field', 'cron_next', 'seconds_until_next_job',
-        'get_job', 'list_jobs', 'list_dead_letter_jobs'
+        'get_job', 'list_jobs', 'list_dead_letter_jobs',
+        'dashboard_counts', 'dashboard_throughput', 'dashboard_oldest_due_at',
+        'dashboard_workers', 'dashboard_list_jobs', 'dashboard_list_dead_letter_jobs',
+        'get_dead_letter_job'
       )
   $$,
   'every function that writes is volatile'
