@@ -8,14 +8,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PGSTACK_TEST_ADMIN_URL ?= postgresql:///postgres
 
-.PHONY: help install migrate test test-sql test-python lint lint-sql lint-python bench clean
+.PHONY: help install migrate test test-sql test-python test-chaos-short chaos lint lint-sql lint-python bench clean
 
 help:
 	@echo "make install      virtual environment in $(VENV) with pgstack and its dev tools"
 	@echo "make migrate      apply pending migrations to \$$DATABASE_URL"
-	@echo "make test         lint, pgTAP suite, pytest suite"
+	@echo "make test         lint, pgTAP suite, pytest suite, short chaos suite"
 	@echo "make test-sql     pgTAP suite (tests/sql) against a fresh database"
 	@echo "make test-python  pytest suite (tests/python)"
+	@echo "make chaos        fault-injection suite, full (tests/chaos, ~10 min)"
 	@echo "make lint         sqlfluff, ruff, mypy"
 	@echo "make bench        pgstack vs graphile-worker, PgQueuer, procrastinate, pgbench (~15 min)"
 
@@ -30,13 +31,20 @@ install: $(BIN)/pgstack
 migrate: install
 	$(BIN)/pgstack migrate
 
-test: lint test-sql test-python
+test: lint test-sql test-python test-chaos-short
 
 test-sql: install
 	$(BIN)/python tests/sql/run.py
 
 test-python: install
 	$(BIN)/pytest tests/python
+
+# Workers killed, the server restarted, connections cut, poison input: no job lost.
+test-chaos-short: install
+	$(BIN)/python tests/chaos/run.py --short
+
+chaos: install
+	$(BIN)/python tests/chaos/run.py
 
 lint: lint-sql lint-python
 
