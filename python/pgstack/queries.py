@@ -162,3 +162,37 @@ WAKE_CHANNEL: Final = "dbos_job_queue"
 CANCEL_CHANNEL: Final = "dbos_job_cancel"
 
 HEALTH_CHECK: Final = "select 1"
+
+# -- the dashboard ---------------------------------------------------------------
+
+# The database's clock, for "3 min ago" on every page.
+DASHBOARD_NOW: Final = "select now()"
+
+DASHBOARD_COUNTS: Final = """
+select c.job_name, c.status, c.jobs, c.estimated
+from dbos.dashboard_counts(%s) as c
+order by c.job_name nulls last, c.status
+"""
+
+DASHBOARD_THROUGHPUT: Final = """
+select t.minute, t.completed, t.failed from dbos.dashboard_throughput(%s) as t
+"""
+
+DASHBOARD_OLDEST_DUE_AT: Final = "select dbos.dashboard_oldest_due_at()"
+
+DASHBOARD_WORKERS: Final = """
+select w.worker_id, w.running, w.finished_recently, w.last_finished_at, w.lease_expires_at
+from dbos.dashboard_workers(%s) as w
+"""
+
+# status, job_name, error_contains, before_id, after_id, max_rows
+DASHBOARD_LIST_JOBS: Final = (
+    f"select {JOB_COLUMNS} from dbos.dashboard_list_jobs(%s, %s, %s, %s, %s, %s)"
+)
+
+# job_name, before_failed_at, before_id, max_rows
+DASHBOARD_LIST_DEAD_LETTER_JOBS: Final = (
+    f"select {DEAD_LETTER_COLUMNS} from dbos.dashboard_list_dead_letter_jobs(%s, %s, %s, %s)"
+)
+
+GET_DEAD_LETTER_JOB: Final = f"select {DEAD_LETTER_COLUMNS} from dbos.get_dead_letter_job(%s)"

@@ -7,6 +7,7 @@ import math
 import sys
 from datetime import datetime, timedelta, timezone
 
+from pgstack.cli import dashboard as dashboard_command
 from pgstack.cli.dbos_commands import run_action
 from pgstack.cli.durations import duration
 from pgstack.cli.errors import Parser, run_command
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fail an attempt that runs longer",
     )
+
+    dashboard_command.add_parser(commands, common)
     return parser
 
 
@@ -225,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         resolved.append(database_url(explicit_url))
         if args.command == "migrate":
             return _migrate(resolved[0], args)
+        if args.command == "dashboard":
+            return dashboard_command.run(resolved[0], args)
         source = SingleConnection(resolved[0])
         try:
             return run_action(JobQueue(source), args)
