@@ -428,6 +428,14 @@ def enqueue_under_load(ctx: Context) -> Figures:
         figures = drain(observer, 120)
         drained_in = time.monotonic() - began - duration
         _common_checks(fig, figures, observer, db)
+        fig.extra["unfinished_by_queue"] = dict(
+            observer.run(
+                lambda c: c.execute(
+                    "select queue_name || ' ' || status, count(*) from dbos.job_queue"
+                    " where status in ('pending', 'running') group by 1"
+                ).fetchall()
+            )
+        )
         fig.extra.update(
             enqueue_rate_per_s=round(enqueued / duration, 1),
             operations=counts["ops"],
