@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -46,6 +47,12 @@ def _work_specs(prefix: str, count: int, rng: random.Random, **options: Any) -> 
         name = "work" if n % 2 else "work-async"
         specs.append(spec(f"{prefix}{n}", name, ms=round(ms, 2), **options))
     return specs
+
+
+def _subdir(log_dir: Path, name: str) -> Path:
+    path = log_dir / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def _enqueue_all(db: Any, conn: psycopg.Connection[Any], specs: list[Any]) -> None:
@@ -593,7 +600,63 @@ def killer_jobs(ctx: Context) -> Figures:
             figures.completed == plain, f"{figures.completed} of {plain} plain jobs completed"
         )
         observer.close()
+    _killer_with_prefetch(ctx, fig, log_dir)
     return fig
+
+
+def _killer_with_prefetch(ctx: Context, fig: Figures, log_dir: Path) -> None:
+    """The same killers among plain jobs, with the workers' defaults (adaptive prefetch,
+    several jobs at once): a plain job that was only claimed ahead by a worker a killer
+    then took down never ran, so it must not use up its attempts and be dead-lettered."""
+    rng = random.Random(81)
+    args = ("--concurrency", "4", "--lease-seconds", "1", "--retry-delay-ms", "50",
+            "--poll-interval", "100")  # fmt: skip
+    killers = 2 if ctx.short else 4
+    plain = 300 if ctx.short else 1000
+    with (
+        scenario_database(ctx.shared_database("killer2")) as db,
+        Workers(db.url, _subdir(log_dir, "prefetch"), args) as workers,
+    ):
+        observer = Observer(db)
+        specs = [spec(f"xx{n}", "killer", how="sigkill", max_attempts=3) for n in range(killers)]
+        specs += [spec(f"pp{n}", "work", ms=rng.uniform(0, 5)) for n in range(plain)]
+        rng.shuffle(specs)
+        for _ in range(3):
+            workers.start()
+        observer.run(lambda c: db.enqueue(c, specs))
+        replaced: set[str] = set()
+
+        def supervise(_: Account) -> None:
+            for worker in list(workers.all):
+                if not worker.alive() and worker.worker_id not in replaced:
+                    replaced.add(worker.worker_id)
+                    workers.start(wait=False)
+
+        figures = drain(observer, 120, during=supervise)
+        innocent = observer.run(
+            lambda c: c.execute(
+                """
+                select count(*), min(d.error)
+                from chaos_enqueued e join dbos.failed_jobs d on d.id = e.job_id
+                where e.job_key like 'pp%%'
+                  and not exists (select from chaos_ledger l where l.job_key = e.job_key)
+                """
+            ).fetchone()
+        )
+        assert innocent is not None
+        fig.extra["prefetch_run"] = {
+            "plain_jobs": plain,
+            "completed": figures.completed,
+            "worker_deaths": len(replaced),
+            "plain_dead_never_run": innocent[0],
+        }
+        fig.expect(figures.lost == 0, f"with prefetch: {figures.lost} job(s) lost: {figures}")
+        fig.expect(
+            innocent[0] == 0,
+            f"with prefetch: {innocent[0]} plain job(s) dead-lettered without ever running "
+            f"(claimed ahead by workers a killer took down), e.g. error {innocent[1]!r}",
+        )
+        observer.close()
 
 
 SCENARIOS: dict[str, Callable[[Context], Figures]] = {
