@@ -153,19 +153,31 @@ begin
       left join pairs as p on st.status = p.status
       where st.status = any(large)
       group by st.status, st.freq
+    ),
+
+    shown as (
+      select e.job_name, e.status, round(e.freq * size.total_rows)::bigint as jobs
+      from estimates as e
+      cross join size
+      where round(e.freq * size.total_rows) >= 1
     )
 
-    select e.job_name, e.status, round(e.freq * size.total_rows)::bigint, true
-    from estimates as e
-    cross join size
-    where round(e.freq * size.total_rows) >= 1;
-    if not found then
-      -- Never analyzed: all that is known is that there are more.
-      return query
-      select null::text, l.status, dashboard_counts.exact_limit + 1::bigint, true
-      from unnest(large) as l (status)
-      where l.status <> 'cancelled';
-    end if;
+    select s.job_name, s.status, s.jobs, true
+    from shown as s
+    union all
+    -- A large group the statistics do not know (never analyzed, or grown
+    -- since): all that is known is that it has more than exact_limit rows.
+    select null, l.status, dashboard_counts.exact_limit + 1::bigint, true
+    from unnest(large) as l (status)
+    where
+      l.status <> 'cancelled'
+      and not exists (
+        select
+        from shown as s
+        where
+          s.status = l.status
+          or (l.status = 'completed' and s.status = 'cancelled')
+      );
   end if;
 
   select count(*) into seen
@@ -226,8 +238,9 @@ comment on function dbos.dashboard_counts(int) is
 'the partial indexes. A group (pending, running, finished, dead) of at most '
 'exact_limit rows is counted exactly (estimated false); a larger one is '
 'estimated from the statistics of the last ANALYZE (estimated true), rare '
-'names summed in a row with a NULL job_name; never analyzed, one row per '
-'status says exact_limit + 1, a lower bound. Never reads every finished row.';
+'names summed in a row with a NULL job_name; a large group the statistics '
+'do not know yet gets one row of exact_limit + 1, a lower bound, with a NULL '
+'job_name. Never reads every finished row.';
 
 create function dbos.dashboard_throughput(minutes int default 60)
 returns table (minute timestamptz, completed bigint, failed bigint)
@@ -415,6 +428,12 @@ returns setof dbos.job_queue
 language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
+-- Every call is planned with its arguments as constants: the filters left
+-- NULL fold away, so the planner sees only those given and picks the index
+-- they need (the primary key, a partial index of the status, the job name
+-- index or the error index). A generic plan, made for any arguments, could
+-- use none of them.
+set plan_cache_mode = force_custom_plan
 security definer
 as $$
 begin
@@ -434,56 +453,70 @@ begin
         coalesce(dashboard_list_jobs.max_rows::text, 'null'));
   end if;
 
-  -- EXECUTE plans each call with its values as constants: the filters that
-  -- are NULL fold away, so the planner sees only the ones given and picks
-  -- the index they need (the primary key, a partial index of the status,
-  -- the job name index or the error index). The statement is fixed text;
-  -- the arguments travel as parameters. The redundant conditions on the
-  -- lease and on finished statuses let the planner use the lease and
-  -- finished indexes, whose predicates are not on status = $1.
+  -- The conditions on the lease and on finished statuses repeat the status
+  -- filter in the terms of the lease and finished indexes' predicates, so
+  -- that the planner may use those indexes.
   if dashboard_list_jobs.after_id is null then
-    return query execute
-    $sql$select j.* from dbos.job_queue as j
-    where ($1 is null or j.status = $1)
-      and ($1 is null or $1 <> 'running' or j.lease_expires_at is not null)
-      and ($1 is null or $1 not in ('completed', 'cancelled')
-        or j.status in ('completed', 'cancelled'))
-      and ($2 is null or j.job_name = $2)
-      and ($3 is null or (j.error is not null
-        and strpos(lower(j.error), lower($3)) > 0))
-      and ($4 is null or j.id < $4)
+    return query
+    select j.*
+    from dbos.job_queue as j
+    where
+      (dashboard_list_jobs.status is null or j.status = dashboard_list_jobs.status)
+      and (
+        dashboard_list_jobs.status is null
+        or dashboard_list_jobs.status <> 'running'
+        or j.lease_expires_at is not null
+      )
+      and (
+        dashboard_list_jobs.status is null
+        or dashboard_list_jobs.status not in ('completed', 'cancelled')
+        or j.status in ('completed', 'cancelled')
+      )
+      and (dashboard_list_jobs.job_name is null or j.job_name = dashboard_list_jobs.job_name)
+      and (
+        dashboard_list_jobs.error_contains is null
+        or (
+          j.error is not null
+          and strpos(lower(j.error), lower(dashboard_list_jobs.error_contains)) > 0
+        )
+      )
+      and (dashboard_list_jobs.before_id is null or j.id < dashboard_list_jobs.before_id)
     order by j.id desc
-    limit $5$sql$
-    using
-      dashboard_list_jobs.status,
-      dashboard_list_jobs.job_name,
-      dashboard_list_jobs.error_contains,
-      dashboard_list_jobs.before_id,
-      dashboard_list_jobs.max_rows;
-  else
-    -- The page before: the oldest max_rows jobs newer than after_id.
-    return query execute
-    $sql$select p.* from (
-      select j.* from dbos.job_queue as j
-      where ($1 is null or j.status = $1)
-        and ($1 is null or $1 <> 'running' or j.lease_expires_at is not null)
-        and ($1 is null or $1 not in ('completed', 'cancelled')
-          or j.status in ('completed', 'cancelled'))
-        and ($2 is null or j.job_name = $2)
-        and ($3 is null or (j.error is not null
-          and strpos(lower(j.error), lower($3)) > 0))
-        and j.id > $4
-      order by j.id asc
-      limit $5
-    ) as p
-    order by p.id desc$sql$
-    using
-      dashboard_list_jobs.status,
-      dashboard_list_jobs.job_name,
-      dashboard_list_jobs.error_contains,
-      dashboard_list_jobs.after_id,
-      dashboard_list_jobs.max_rows;
+    limit dashboard_list_jobs.max_rows;
+    return;
   end if;
+
+  -- The page before: the oldest max_rows jobs newer than after_id.
+  return query
+  select p.*
+  from (
+    select j.*
+    from dbos.job_queue as j
+    where
+      (dashboard_list_jobs.status is null or j.status = dashboard_list_jobs.status)
+      and (
+        dashboard_list_jobs.status is null
+        or dashboard_list_jobs.status <> 'running'
+        or j.lease_expires_at is not null
+      )
+      and (
+        dashboard_list_jobs.status is null
+        or dashboard_list_jobs.status not in ('completed', 'cancelled')
+        or j.status in ('completed', 'cancelled')
+      )
+      and (dashboard_list_jobs.job_name is null or j.job_name = dashboard_list_jobs.job_name)
+      and (
+        dashboard_list_jobs.error_contains is null
+        or (
+          j.error is not null
+          and strpos(lower(j.error), lower(dashboard_list_jobs.error_contains)) > 0
+        )
+      )
+      and j.id > dashboard_list_jobs.after_id
+    order by j.id asc
+    limit dashboard_list_jobs.max_rows
+  ) as p
+  order by p.id desc;
 end;
 $$;
 
@@ -504,6 +537,9 @@ returns setof dbos.failed_jobs
 language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
+-- As dashboard_list_jobs: planned with its arguments, so that the filters not
+-- given fold away and an index serves the rest.
+set plan_cache_mode = force_custom_plan
 security definer
 as $$
 begin
@@ -522,19 +558,23 @@ begin
       message = 'before_failed_at and before_id go together: give both or neither';
   end if;
 
-  -- As in dashboard_list_jobs: fixed text, values as parameters, so the
-  -- filters not given fold away and an index serves the rest.
-  return query execute
-  $sql$select d.* from dbos.failed_jobs as d
-  where ($1 is null or d.job_name = $1)
-    and ($2 is null or (d.failed_at, d.id) < ($2, $3))
+  return query
+  select d.*
+  from dbos.failed_jobs as d
+  where
+    (
+      dashboard_list_dead_letter_jobs.job_name is null
+      or d.job_name = dashboard_list_dead_letter_jobs.job_name
+    )
+    and (
+      dashboard_list_dead_letter_jobs.before_failed_at is null
+      or (d.failed_at, d.id) < (
+        dashboard_list_dead_letter_jobs.before_failed_at,
+        dashboard_list_dead_letter_jobs.before_id
+      )
+    )
   order by d.failed_at desc, d.id desc
-  limit $4$sql$
-  using
-    dashboard_list_dead_letter_jobs.job_name,
-    dashboard_list_dead_letter_jobs.before_failed_at,
-    dashboard_list_dead_letter_jobs.before_id,
-    dashboard_list_dead_letter_jobs.max_rows;
+  limit dashboard_list_dead_letter_jobs.max_rows;
 end;
 $$;
 

@@ -3,7 +3,7 @@
 -- dashboard_list_dead_letter_jobs, get_dead_letter_job, and their indexes.
 
 begin;
-select plan(54);
+select plan(55);
 
 delete from dbos.job_queue;
 delete from dbos.failed_jobs;
@@ -83,6 +83,15 @@ select results_eq(
     ('dash.b', 'dead', 1, false),
     ('dash.b', 'pending', 1, false) $$,
   'dashboard_counts counts small groups exactly, by job_name and status, dead letters too'
+);
+select results_eq(
+  $$ select job_name, status, jobs, estimated from dbos.dashboard_counts(1) order by 2, 1 $$,
+  $$ values
+    (null::text, 'completed'::text, 2::bigint, true),
+    (null, 'dead', 2, true),
+    (null, 'pending', 2, true),
+    ('dash.a', 'running', 1, false) $$,
+  'without statistics, a group larger than exact_limit has a lower bound: exact_limit + 1'
 );
 analyze dbos.job_queue;
 analyze dbos.failed_jobs;
