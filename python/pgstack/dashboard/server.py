@@ -259,9 +259,18 @@ class Handler(BaseHTTPRequestHandler):
     def app(self) -> Dashboard:
         return self.server.dashboard
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # A job's page polls once a second: successful API and asset requests are
+        # logged at debug level, the rest at info.
+        quiet = self.path.startswith(("/api/", "/static/")) and str(code).startswith(("2", "3"))
+        self._log(logging.DEBUG if quiet else logging.INFO, f'"{self.requestline}" {code} {size}')
+
     def log_message(self, format: str, *args: Any) -> None:
-        message = redact_token(format % args)
-        log.info("%s %s", self.client_address[0], redact_message(message, self.app.database_url))
+        self._log(logging.INFO, format % args)
+
+    def _log(self, level: int, message: str) -> None:
+        text = redact_message(redact_token(message), self.app.database_url)
+        log.log(level, "%s %s", self.client_address[0], text)
 
     def _send(
         self,
