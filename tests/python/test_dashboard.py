@@ -217,6 +217,9 @@ def test_the_jobs_list_filters_and_pages(dbos, db, client):
     assert 'rel="next" href="/jobs?status=pending&amp;name=bulk&amp;before=' in page.text
     assert client.get("/jobs?status=dead").status == 400
     assert client.get("/jobs?before=abc").status == 400
+    assert client.get("/jobs?before=%EF%BC%91%EF%BC%92").status == 400  # full-width digits
+    assert client.get("/jobs?before=99999999999999999999").status == 400
+    assert client.get("/dead?replayed=1,x,2&replayed_count=many").status == 200
 
 
 def test_a_job_page_shows_the_job_and_follows_it(dbos, db, client):

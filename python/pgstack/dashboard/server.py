@@ -65,11 +65,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-_JOB_PATH = re.compile(r"^/jobs/(\d{1,19})$")
-_JOB_ACTION = re.compile(r"^/jobs/(\d{1,19})/(cancel|retry)$")
-_DEAD_PATH = re.compile(r"^/dead/(\d{1,19})$")
-_DEAD_REPLAY = re.compile(r"^/dead/(\d{1,19})/replay$")
-_API_JOB = re.compile(r"^/api/jobs/(\d{1,19})$")
+_JOB_PATH = re.compile(r"^/jobs/([0-9]{1,19})$")
+_JOB_ACTION = re.compile(r"^/jobs/([0-9]{1,19})/(cancel|retry)$")
+_DEAD_PATH = re.compile(r"^/dead/([0-9]{1,19})$")
+_DEAD_REPLAY = re.compile(r"^/dead/([0-9]{1,19})/replay$")
+_API_JOB = re.compile(r"^/api/jobs/([0-9]{1,19})$")
 # What cancel_job answers, shown back on the job's page.
 CANCEL_NOTICES = {
     "cancelled": "Job cancelled: it will not run.",
@@ -323,7 +323,7 @@ class Handler(BaseHTTPRequestHandler):
         value = self._query(name)
         if value is None:
             return None
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit() and len(value) <= 19):
             raise BadRequest(f"{name} must be a job id, got {value!r}")
         return _job_id(value)
 
@@ -353,6 +353,8 @@ class Handler(BaseHTTPRequestHandler):
             try:
                 self._check_access()
                 route()
+            except _Response:
+                raise
             except BadRequest as error:
                 raise self._error_page(HTTPStatus.BAD_REQUEST, "Bad request", str(error)) from None
             except JobNotFound as error:
@@ -361,9 +363,17 @@ class Handler(BaseHTTPRequestHandler):
                 raise self._error_page(HTTPStatus.CONFLICT, "Not done", str(error)) from None
             except (PgStackError, psycopg.Error) as error:
                 text = redact_message(str(error).strip(), self.app.database_url)
-                log.warning("dashboard: database error: %s", text.splitlines()[0] if text else "")
+                first = text.splitlines()[0] if text else type(error).__name__
+                log.warning("dashboard: database error: %s", first)
                 raise self._error_page(
-                    HTTPStatus.SERVICE_UNAVAILABLE, "Database error", text.splitlines()[0]
+                    HTTPStatus.SERVICE_UNAVAILABLE, "Database error", first
+                ) from None
+            except ConnectionError:
+                return  # the client went away
+            except Exception:
+                log.exception("dashboard: error while answering %s", redact_token(self.path))
+                raise self._error_page(
+                    HTTPStatus.INTERNAL_SERVER_ERROR, "Error", "The dashboard failed; see its log."
                 ) from None
         except _Response as response:
             self._send(response.status, response.body, response.content_type, response.headers)
@@ -542,8 +552,9 @@ class Handler(BaseHTTPRequestHandler):
         notice = ""
         replayed = self._query("replayed")
         if replayed is not None:
-            ids = [int(i) for i in replayed.split(",") if i.isdigit()][:PAGE_SIZE]
-            total = int(self._query("replayed_count") or len(ids))
+            ids = [int(i) for i in replayed.split(",") if i.isascii() and i.isdigit()][:PAGE_SIZE]
+            count = self._query("replayed_count") or ""
+            total = int(count) if count.isascii() and count.isdigit() else len(ids)
             links = ", ".join(f'<a href="/jobs/{i}">{i}</a>' for i in ids)
             more = f" and {total - len(ids):,} more" if total > len(ids) else ""
             notice = pages.notice(
