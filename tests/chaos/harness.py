@@ -289,11 +289,15 @@ class Database:
         return ids
 
     def deadlocks(self) -> list[str]:
-        return [
-            line
-            for line in self.server.log_lines(self.started_at, self.name)
-            if "deadlock detected" in line
-        ]
+        """Each deadlock the server logged for this database, with its DETAIL, CONTEXT
+        and STATEMENT lines (same timestamp and pid)."""
+        lines = self.server.log_lines(self.started_at, self.name)
+        found = []
+        for line in lines:
+            if "deadlock detected" in line:
+                prefix = line.split(" ERROR:")[0].rsplit(" ", 1)[0]
+                found.append(" | ".join(x for x in lines if x.startswith(prefix)))
+        return found
 
 
 class _NoPool:

@@ -687,7 +687,7 @@ def poison(ctx: Context) -> Figures:
     problems: list[str] = []
     args = ("--concurrency", "4", "--lease-seconds", "2", "--retry-delay-ms", "50",
             "--poll-interval", "100")  # fmt: skip
-    phase_timeout = 10.0 if ctx.short else 25.0
+    phase_timeout = 6.0 if ctx.short else 25.0
     stuck: list[str] = []
     with scenario_database(ctx.shared_database("poison")) as db:
         observer = Observer(db)

@@ -60,8 +60,14 @@ def _enqueue_all(db: Any, conn: psycopg.Connection[Any], specs: list[Any]) -> No
         db.enqueue(conn, specs[start : start + 2000])
 
 
-def _common_checks(fig: Figures, figures: Account, observer: Observer, db: Any) -> None:
+def _common_checks(
+    fig: Figures, figures: Account, observer: Observer, db: Any, workers: Workers
+) -> None:
     fig.take(figures)
+    # A worker's statement that deadlocked is logged (and repeated) by the worker.
+    worker_deadlocks = workers.count_in_logs("deadlock detected")
+    fig.extra["deadlocks_in_worker_logs"] = worker_deadlocks
+    fig.expect(not worker_deadlocks, f"{worker_deadlocks} deadlock(s) in the worker logs")
     fig.expect(figures.lost == 0, f"{figures.lost} job(s) lost: {figures}")
     violations = observer.run(invariant_violations)
     fig.expect(not violations, f"invariants broken: {violations}")
@@ -115,7 +121,7 @@ def kill_rotation(ctx: Context) -> Figures:
         figures = drain(observer, 240 if not ctx.short else 120, during=kill_one)
         fig.extra["kills"] = len(killed)
         fig.extra["workers_started"] = len(workers.all)
-        _common_checks(fig, figures, observer, db)
+        _common_checks(fig, figures, observer, db, workers)
         least = 2 if ctx.short else 5
         fig.expect(len(killed) >= least, f"only {len(killed)} kill(s): the drain was too quick")
         runs = observer.run(runs_by_job)
@@ -165,7 +171,7 @@ def restart_server(ctx: Context) -> Figures:
         fig.extra["faults"] = [f for _, f in faults]
         fig.extra["downtime_s"] = downtimes
         figures = drain(observer, 180)
-        _common_checks(fig, figures, observer, db)
+        _common_checks(fig, figures, observer, db, workers)
         dead = [w.worker_id for w in workers.all if not w.alive()]
         fig.expect(not dead, f"workers exited instead of reconnecting: {dead}")
         reconnected = workers.count_in_logs("reconnected after")
@@ -217,7 +223,7 @@ def connection_cuts(ctx: Context) -> Figures:
         cutter.close()
         fig.extra["cut_windows"] = cuts
         fig.extra["backends_terminated"] = terminated
-        _common_checks(fig, figures, observer, db)
+        _common_checks(fig, figures, observer, db, workers)
         fig.expect(cuts >= 2, f"only {cuts} cut(s): the drain was too quick")
         dead = [w.worker_id for w in workers.all if not w.alive()]
         fig.expect(not dead, f"workers exited instead of reconnecting: {dead}")
@@ -231,7 +237,7 @@ def connection_cuts(ctx: Context) -> Figures:
 def sigterm_drain(ctx: Context) -> Figures:
     fig = Figures("5", "SIGTERM during a drain: finish or release")
     rng = random.Random(5)
-    count = 1500 if ctx.short else 4000
+    count = 1000 if ctx.short else 4000
     log_dir = ctx.log_dir("5-sigterm")
     shutdown_timeout = 1.0
     args = (
@@ -307,7 +313,7 @@ def sigterm_drain(ctx: Context) -> Figures:
         figures = drain(observer, 180)
         fig.extra["sigterms"] = rolling + len(everyone)
         fig.extra["released_logged"] = workers.count_in_logs("released ")
-        _common_checks(fig, figures, observer, db)
+        _common_checks(fig, figures, observer, db, workers)
         fig.expect(not left_running, f"stopped workers left jobs running: {left_running}")
         fig.expect(
             all(code == 0 for code in exit_codes), f"SIGTERMed workers' exit codes: {exit_codes}"
@@ -339,7 +345,7 @@ def enqueue_under_load(ctx: Context) -> Figures:
     log_dir = ctx.log_dir("6-load")
     args = ("--concurrency", "8", "--lease-seconds", "5", *FAST)
     enqueuers = 3
-    rate = 100.0  # jobs per second per enqueuer
+    rate = 50.0  # jobs per second per enqueuer
     with (
         scenario_database(ctx.private_database("load")) as db,
         Workers(db.url, log_dir, args) as workers,
@@ -434,7 +440,7 @@ def enqueue_under_load(ctx: Context) -> Figures:
         enqueued = observer.account().enqueued
         figures = drain(observer, 120)
         drained_in = time.monotonic() - began - duration
-        _common_checks(fig, figures, observer, db)
+        _common_checks(fig, figures, observer, db, workers)
         fig.extra["unfinished_by_queue"] = dict(
             observer.run(
                 lambda c: c.execute(
@@ -577,7 +583,7 @@ def killer_jobs(ctx: Context) -> Figures:
         deaths = len(replaced)
         fig.extra["worker_deaths"] = deaths
         fig.extra["expected_deaths"] = sum(attempts)
-        _common_checks(fig, figures, observer, db)
+        _common_checks(fig, figures, observer, db, workers)
         rows = observer.run(
             lambda c: c.execute(
                 """
