@@ -491,7 +491,59 @@ def enqueue_under_load(ctx: Context) -> Figures:
         fig.extra["server_log_errors"] = len(server_errors)
         fig.expect(not server_errors, f"errors in the server log: {server_errors[:3]}")
         observer.close()
+    _dedup_storm(ctx, fig)
     return fig
+
+
+def _dedup_storm(ctx: Context, fig: Figures) -> None:
+    """Two producers enqueue batches that share their dedup keys, each batch in its own
+    order (one statement each): every statement must either enqueue or return the jobs
+    holding the keys, never fail with a deadlock."""
+    seconds = 2.0 if ctx.short else 5.0
+    counts = {"statements": 0, "deadlocks": 0}
+    others: list[str] = []
+    with scenario_database(ctx.shared_database("dedup")) as db:
+        barrier = threading.Barrier(2)
+        stop = time.monotonic() + seconds
+
+        def producer(n: int) -> None:
+            rng = random.Random(6000 + n)
+            with db.connect(f"chaos-producer-{n}") as conn:
+                batch = 0
+                while time.monotonic() < stop:
+                    batch += 1
+                    keys = [f"b{batch}-{i}" for i in range(10)]
+                    rng.shuffle(keys)
+                    try:
+                        barrier.wait(timeout=10)
+                    except threading.BrokenBarrierError:
+                        return
+                    try:
+                        conn.execute(
+                            "select dbos.enqueue_many(array_fill('x'::text, array[10]), "
+                            "array_fill('{}'::jsonb, array[10]), dedup_keys => %s)",
+                            (keys,),
+                        )
+                        counts["statements"] += 1
+                    except psycopg.errors.DeadlockDetected:
+                        counts["deadlocks"] += 1
+                    except psycopg.Error as error:
+                        others.append(f"{error.sqlstate}: {error}")
+            barrier.abort()
+
+        threads = [threading.Thread(target=producer, args=(n,)) for n in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(seconds + 30)
+    fig.extra["dedup_storm"] = {**counts, "seconds": seconds}
+    fig.expect(
+        counts["deadlocks"] == 0,
+        f"dedup storm: {counts['deadlocks']} of {counts['statements'] + counts['deadlocks']} "
+        "enqueue_many statements (same 10 dedup keys, each in its own order) failed with "
+        "40P01 deadlock_detected",
+    )
+    fig.expect(not others, f"dedup storm errors: {others[:3]}")
 
 
 def _dedup_batch(conn: psycopg.Connection[Any], rng: random.Random, n: int, seq: int) -> None:
