@@ -1,13 +1,21 @@
 -- Privileges: PUBLIC gets nothing; each role is granted the functions it may
 -- call and, for the admin, read access to the tables.
 begin;
-select plan(16);
+select plan(17);
 
 select schema_privs_are('dbos', 'public', array[]::text[], 'PUBLIC has no right on schema dbos');
 select table_privs_are('dbos', 'job_queue', 'public', array[]::text[], 'PUBLIC cannot touch job_queue');
 select ok(
   not has_function_privilege('public', 'dbos.enqueue(text, jsonb, timestamptz, int, int, text, text, int)', 'execute'),
   'PUBLIC cannot execute enqueue'
+);
+select is_empty(
+  $$
+    select p.oid::regprocedure::text from pg_proc as p
+    where p.pronamespace = 'dbos'::regnamespace
+      and has_function_privilege('public', p.oid, 'execute')
+  $$,
+  'PUBLIC may execute no dbos function (each migration revokes its new ones)'
 );
 select has_role('dbos_enqueuer', 'role dbos_enqueuer exists');
 select has_role('dbos_worker', 'role dbos_worker exists');
