@@ -15,10 +15,22 @@ in database ``pgstack`` and prints shell ``export`` lines, so that::
     pg_prove --psql-bin "$PGSTACK_PSQL" tests/sql/*.sql
 
 runs the SQL tests against it (PGHOST is the socket folder).
+
+With ``--`` and a command, it runs the command instead, with
+``PGSTACK_TEST_ADMIN_URL`` set to the embedded server (its ``postgres``
+database), so the test suites create their databases there::
+
+    python tests/embedded_pgtap.py -- pytest tests/python      # what `make test PG=18` does
+
+That server keeps its data in ``<default data folder>-tests`` (as root
+``/var/lib/pgstack/root-tests``), apart from the one `make demo` uses, unless
+``PGSTACK_EMBEDDED_DIR`` says otherwise; it keeps running afterwards (stop it with
+``PGSTACK_EMBEDDED_DIR=... pgstack embedded stop``; `.ci/run` does).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -27,10 +39,10 @@ import sys
 from pathlib import Path
 
 try:
-    from pgstack.embedded import bin_directory, database_url
+    from pgstack.embedded import ENV_DIR, bin_directory, data_directory, database_url
 except ImportError:  # run from a checkout without installing the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-    from pgstack.embedded import bin_directory, database_url
+    from pgstack.embedded import ENV_DIR, bin_directory, data_directory, database_url
 
 SOURCES = Path("/usr/share/postgresql")  # Debian: <major>/extension/pgtap*
 
@@ -71,10 +83,29 @@ def install_pgtap() -> None:
             target.chmod(0o644)  # read by the server's own OS user when run as root
 
 
+def run_with_test_server(command: list[str]) -> int:
+    """Run ``command`` with the test suites pointed at the embedded server."""
+    from psycopg.conninfo import make_conninfo
+
+    if not os.environ.get(ENV_DIR):
+        default = data_directory()
+        os.environ[ENV_DIR] = str(default.with_name(default.name + "-tests"))
+    install_pgtap()
+    admin = make_conninfo(database_url(), dbname="postgres")
+    print(f"embedded_pgtap: tests on the embedded PostgreSQL in {os.environ[ENV_DIR]}", flush=True)
+    env = {**os.environ, "PGSTACK_TEST_ADMIN_URL": admin}
+    return subprocess.run(command, env=env, check=False).returncode
+
+
 def main() -> None:
     import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
+    if "--" in sys.argv:
+        command = sys.argv[sys.argv.index("--") + 1 :]
+        if not command:
+            sys.exit("embedded_pgtap: give a command after --")
+        sys.exit(run_with_test_server(command))
     install_pgtap()
     url = database_url()
     with psycopg.connect(url, autocommit=True) as conn:
