@@ -121,6 +121,7 @@ declare
   bad record;
   item record;
   new_id bigint;
+  ids bigint[];
 begin
   if enqueue_many.job_names is null or enqueue_many.payloads is null then
     raise exception using
@@ -269,9 +270,13 @@ begin
     -- With dedup keys, job by job: a key held by a pending or running job
     -- returns that job's id. The unique index settles concurrent enqueues
     -- of one key; when its holder finishes between our insert and our
-    -- look-up, we simply insert again.
+    -- look-up, we simply insert again. Keys are taken in sorted order, so
+    -- two calls sharing keys wait for each other instead of deadlocking;
+    -- the ids still come back in the order given.
+    ids := array_fill(null::bigint, array[job_count]);
     for item in
       select
+        u.ordinality,
         coalesce(u.payload, 'null'::jsonb) as payload,
         coalesce(u.scheduled_for, now()) as scheduled_for,
         coalesce(u.max_attempts, 3) as max_attempts,
@@ -293,7 +298,7 @@ begin
         job_name, payload, scheduled_for, max_attempts, priority, queue_name,
         dedup_key, timeout_seconds, ordinality
       )
-      order by u.ordinality
+      order by u.dedup_key nulls last, u.ordinality
     loop
       loop
         insert into dbos.job_queue as j (
@@ -316,8 +321,9 @@ begin
           and j.status in ('pending', 'running');
         exit when new_id is not null;
       end loop;
-      return next new_id;
+      ids[item.ordinality] := new_id;
     end loop;
+    return query select unnest(ids);
   end if;
 
   -- Even for a job due later: an idle worker sleeps until the next job it
@@ -649,6 +655,33 @@ comment on function dbos.retry_delay(int, int, int, double precision) is
 'default 1000), times a random factor in [1 - jitter, 1 + jitter], capped at '
 'max_retry_delay_ms (default 24 hours).';
 
+create or replace function dbos.frees_limited_queue(job_ids bigint[])
+returns boolean
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+  -- First the cheap question (usually no queue has a limit), then the jobs'.
+  select case
+    when not exists (
+      select from dbos.queues as q where q.concurrency_limit is not null
+    ) then false
+    else exists (
+      select
+      from dbos.job_queue as j
+      inner join dbos.queues as q on j.queue_name = q.queue_name
+      where
+        j.id = any(frees_limited_queue.job_ids)
+        and q.concurrency_limit is not null
+    )
+  end;
+$$;
+
+comment on function dbos.frees_limited_queue(bigint[]) is
+'Whether any of these jobs belongs to a queue with a concurrency limit: '
+'finishing it frees a slot, so the workers are woken (idle workers do not '
+'poll a full queue).';
+
 create or replace function dbos.complete_jobs(
   job_ids bigint[],
   worker_id text default null,
@@ -662,6 +695,8 @@ security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
+declare
+  frees_slot boolean := dbos.frees_limited_queue(complete_jobs.job_ids);
 begin
   if cardinality(complete_jobs.results) <> cardinality(complete_jobs.job_ids) then
     raise exception using
@@ -686,6 +721,9 @@ begin
     and (complete_jobs.worker_id is null or j.locked_by = complete_jobs.worker_id)
     and (f.lease_token is null or j.lease_token = f.lease_token)
   returning j.id;
+  if frees_slot then
+    perform dbos.wake_workers();
+  end if;
 end;
 $$;
 
@@ -740,6 +778,8 @@ security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
+declare
+  frees_slot boolean := dbos.frees_limited_queue(fail_jobs.job_ids);
 begin
   if fail_jobs.retry_delay_ms < 0 then
     raise exception using
@@ -851,6 +891,9 @@ begin
   select buried.id, 'dead'::text from buried
   union all
   select retried.id, retried.status from retried;
+  if frees_slot then
+    perform dbos.wake_workers();
+  end if;
 end;
 $$;
 

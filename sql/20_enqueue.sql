@@ -36,6 +36,7 @@ declare
   bad record;
   item record;
   new_id bigint;
+  ids bigint[];
 begin
   if enqueue_many.job_names is null or enqueue_many.payloads is null then
     raise exception using
@@ -184,9 +185,13 @@ begin
     -- With dedup keys, job by job: a key held by a pending or running job
     -- returns that job's id. The unique index settles concurrent enqueues
     -- of one key; when its holder finishes between our insert and our
-    -- look-up, we simply insert again.
+    -- look-up, we simply insert again. Keys are taken in sorted order, so
+    -- two calls sharing keys wait for each other instead of deadlocking;
+    -- the ids still come back in the order given.
+    ids := array_fill(null::bigint, array[job_count]);
     for item in
       select
+        u.ordinality,
         coalesce(u.payload, 'null'::jsonb) as payload,
         coalesce(u.scheduled_for, now()) as scheduled_for,
         coalesce(u.max_attempts, 3) as max_attempts,
@@ -208,7 +213,7 @@ begin
         job_name, payload, scheduled_for, max_attempts, priority, queue_name,
         dedup_key, timeout_seconds, ordinality
       )
-      order by u.ordinality
+      order by u.dedup_key nulls last, u.ordinality
     loop
       loop
         insert into dbos.job_queue as j (
@@ -231,8 +236,9 @@ begin
           and j.status in ('pending', 'running');
         exit when new_id is not null;
       end loop;
-      return next new_id;
+      ids[item.ordinality] := new_id;
     end loop;
+    return query select unnest(ids);
   end if;
 
   -- Even for a job due later: an idle worker sleeps until the next job it

@@ -31,6 +31,33 @@ comment on function dbos.retry_delay(int, int, int, double precision) is
 'default 1000), times a random factor in [1 - jitter, 1 + jitter], capped at '
 'max_retry_delay_ms (default 24 hours).';
 
+create function dbos.frees_limited_queue(job_ids bigint[])
+returns boolean
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+  -- First the cheap question (usually no queue has a limit), then the jobs'.
+  select case
+    when not exists (
+      select from dbos.queues as q where q.concurrency_limit is not null
+    ) then false
+    else exists (
+      select
+      from dbos.job_queue as j
+      inner join dbos.queues as q on j.queue_name = q.queue_name
+      where
+        j.id = any(frees_limited_queue.job_ids)
+        and q.concurrency_limit is not null
+    )
+  end;
+$$;
+
+comment on function dbos.frees_limited_queue(bigint[]) is
+'Whether any of these jobs belongs to a queue with a concurrency limit: '
+'finishing it frees a slot, so the workers are woken (idle workers do not '
+'poll a full queue).';
+
 create function dbos.complete_jobs(
   job_ids bigint[],
   worker_id text default null,
@@ -44,6 +71,8 @@ security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
+declare
+  frees_slot boolean := dbos.frees_limited_queue(complete_jobs.job_ids);
 begin
   if cardinality(complete_jobs.results) <> cardinality(complete_jobs.job_ids) then
     raise exception using
@@ -68,6 +97,9 @@ begin
     and (complete_jobs.worker_id is null or j.locked_by = complete_jobs.worker_id)
     and (f.lease_token is null or j.lease_token = f.lease_token)
   returning j.id;
+  if frees_slot then
+    perform dbos.wake_workers();
+  end if;
 end;
 $$;
 
@@ -122,6 +154,8 @@ security definer
 -- Rows are looked up by id: never a scan of the table, whatever the statistics.
 set enable_seqscan = off
 as $$
+declare
+  frees_slot boolean := dbos.frees_limited_queue(fail_jobs.job_ids);
 begin
   if fail_jobs.retry_delay_ms < 0 then
     raise exception using
@@ -233,6 +267,9 @@ begin
   select buried.id, 'dead'::text from buried
   union all
   select retried.id, retried.status from retried;
+  if frees_slot then
+    perform dbos.wake_workers();
+  end if;
 end;
 $$;
 

@@ -21,7 +21,8 @@ select functions_are(
   array[
     'wake_workers', 'enqueue_many', 'enqueue',
     'claim_batch', 'claim_job', 'seconds_until_next_job', 'set_queue_limit',
-    'retry_delay', 'complete_jobs', 'complete_job', 'fail_jobs', 'fail_job',
+    'retry_delay', 'frees_limited_queue', 'complete_jobs', 'complete_job',
+    'fail_jobs', 'fail_job',
     'snooze_jobs', 'snooze_job',
     'heartbeat', 'report_progress', 'rescue_expired_jobs', 'release_jobs',
     'cancel_job', 'retry_dead_letter_job', 'retry_dead_letter_jobs',
@@ -295,7 +296,10 @@ select is(
     where p.pronamespace = 'dbos'::regnamespace and not p.prosecdef
     order by 1
   ),
-  array['claim_batch', 'cron_field', 'cron_next', 'retry_delay', 'wake_workers'],
+  array[
+    'claim_batch', 'cron_field', 'cron_next', 'frees_limited_queue', 'retry_delay',
+    'wake_workers'
+  ],
   'every API function is SECURITY DEFINER; only internal helpers are not'
 );
 select ok(
@@ -322,7 +326,7 @@ select is_empty(
     where p.pronamespace = 'dbos'::regnamespace
       and p.provolatile <> 'v'
       and p.proname not in (
-        'cron_field', 'cron_next', 'seconds_until_next_job',
+        'cron_field', 'cron_next', 'seconds_until_next_job', 'frees_limited_queue',
         'get_job', 'list_jobs', 'list_dead_letter_jobs',
         'dashboard_counts', 'dashboard_throughput', 'dashboard_oldest_due_at',
         'dashboard_workers', 'dashboard_list_jobs', 'dashboard_list_dead_letter_jobs',
