@@ -174,8 +174,11 @@ ENQUEUE_DUE_SCHEDULES: Final = "select dbos.enqueue_due_schedules()"
 # -- the worker ----------------------------------------------------------------
 
 # Only the columns a handler needs travel back (HeldJob reads them in this order).
+# The payload travels as text and is decoded when its job starts, so a payload that
+# cannot be decoded (nested too deeply for Python) fails its own job, not the claim.
 CLAIM_JOBS: Final = """
-select c.id, c.job_name, c.payload, c.attempt, c.max_attempts, c.lease_token, c.timeout_seconds
+select
+  c.id, c.job_name, c.payload::text, c.attempt, c.max_attempts, c.lease_token, c.timeout_seconds
 from dbos.claim_job(%s, %s, %s, %s, %s) as c
 """
 

@@ -164,3 +164,13 @@ def test_workers_serve_their_queues_and_honour_a_queue_limit(start_worker, ledge
     wait_status(db, ids, timeout=20)
     assert max_overlap(db) == 1
     assert status(db, other) == "pending"
+
+
+def test_a_serial_queue_drains_at_once_without_polling(start_worker, ledger, dbos, db):
+    """Idle workers do not poll a full queue; finishing its job wakes them."""
+    dbos.queue.set_queue_limit("serial", 1)
+    start_worker("worker_cases.py", "--poll-interval", "60000", "--queue", "serial", env=ledger)
+    ids = dbos.queue.enqueue_many(
+        [JobSpec("record", {"key": f"r{i}"}, queue_name="serial") for i in range(5)]
+    )
+    wait_status(db, ids, timeout=5)

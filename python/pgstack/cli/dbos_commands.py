@@ -21,6 +21,8 @@ def _payload(text: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as error:
         fail(PROG, f"payload is not valid JSON: {error}")
+    except RecursionError:
+        fail(PROG, "payload is nested too deeply")
 
 
 def _one_or_all(args: argparse.Namespace, verb: str) -> bool:

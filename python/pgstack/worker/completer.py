@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple, TypeVar
+
+import psycopg
 
 from pgstack import queries
-from pgstack.registry import RetryPolicy
+from pgstack.registry import DEFAULT_RETRY, RetryPolicy
 from pgstack.worker.held import HeldJob
 from pgstack.worker.links import AsyncLink, LinkGaveUp, int_array
 from pgstack.worker.stats import WorkerStats
 
 logger = logging.getLogger("pgstack.worker")
+T = TypeVar("T")
 
 
 class Failure(NamedTuple):
@@ -88,11 +91,15 @@ class Completer:
                 snoozed, self._snoozed = self._snoozed, []
                 try:
                     if completed:
-                        await self._write_completed(completed)
+                        await self._write_or_split(
+                            self._write_completed, completed, self._result_refused
+                        )
                     if failed:
-                        await self._write_failed(failed)
+                        await self._write_or_split(self._write_failed, failed, self._write_refused)
                     if snoozed:
-                        await self._write_snoozed(snoozed)
+                        await self._write_or_split(
+                            self._write_snoozed, snoozed, self._write_refused
+                        )
                 except LinkGaveUp:
                     logger.warning(
                         "completer: database unreachable at shutdown; %d result(s) not written, "
@@ -106,6 +113,41 @@ class Completer:
                         + [j for j, _ in snoozed]
                     )
             self._idle.set()
+
+    async def _write_or_split(
+        self,
+        write: Callable[[list[T]], Awaitable[None]],
+        batch: list[T],
+        refused: Callable[[T, str], None],
+    ) -> None:
+        """Write a batch; if the database refuses it (not a lost connection: something in
+        it, say a result jsonb cannot hold), write its items one by one, so one bad item
+        never holds up the others; ``refused`` decides what becomes of an item refused
+        alone."""
+        try:
+            await write(batch)
+            return
+        except psycopg.Error as error:
+            if len(batch) == 1:
+                refused(batch[0], error.diag.message_primary or str(error))
+                return
+            logger.warning(
+                "completer: a batch was refused (%s); writing its items one by one",
+                type(error).__name__,
+            )
+        for item in batch:
+            try:
+                await write([item])
+            except psycopg.Error as error:
+                refused(item, error.diag.message_primary or str(error))
+
+    def _result_refused(self, item: tuple[HeldJob, str | None], message: str) -> None:
+        """A result the database cannot store fails the attempt, with the reason."""
+        self.fail(item[0], f"ResultError: its result could not be stored: {message}", DEFAULT_RETRY)
+
+    def _write_refused(self, item: object, message: str) -> None:
+        """Left to its lease: the job comes back when the lease expires."""
+        logger.error("completer: the database refused a write (%s)", message)
 
     def _give_up(self) -> bool:
         return self.giving_up

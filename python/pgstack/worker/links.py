@@ -105,8 +105,10 @@ class AsyncLink:
         *,
         give_up: Callable[[], bool] | None = None,
     ) -> list[tuple[Any, ...]]:
-        """Run ``query`` and return its rows, reconnecting and repeating until it works
-        (or ``give_up()`` says to stop, which raises :class:`LinkGaveUp`)."""
+        """Run ``query`` and return its rows. A lost connection (or a deadlock, or any
+        other error that says "try again") is retried after reconnecting, until it works
+        or ``give_up()`` says to stop (:class:`LinkGaveUp`). Any other database error
+        is the statement's own: it is raised, for the caller to decide."""
         delay = FIRST_DELAY
         while True:
             conn = await self.connection(give_up)
@@ -114,11 +116,10 @@ class AsyncLink:
                 cursor = await conn.execute(query, params)
                 return await cursor.fetchall() if cursor.description else []
             except psycopg.Error as error:
-                if _lost_connection(error):
-                    self._note_down(error)
-                    await self.close()
-                else:
-                    logger.error("%s: %s", self.purpose, redact_message(str(error), self.conninfo))
+                if not _lost_connection(error):
+                    raise
+                self._note_down(error)
+                await self.close()
                 if give_up is not None and give_up():
                     raise LinkGaveUp(self.purpose) from error
                 await asyncio.sleep(delay)

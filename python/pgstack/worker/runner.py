@@ -26,7 +26,7 @@ from pgstack.registry import DEFAULT_RETRY, Handler, HandlerRegistry
 from pgstack.worker.completer import Completer
 from pgstack.worker.heartbeater import Heartbeater
 from pgstack.worker.held import HeldJob
-from pgstack.worker.links import AsyncLink, LinkGaveUp
+from pgstack.worker.links import AsyncLink, LinkGaveUp, json_loads
 from pgstack.worker.listener import Listener
 from pgstack.worker.settings import WorkerSettings
 from pgstack.worker.stats import WorkerStats
@@ -41,7 +41,10 @@ MAX_ERROR_LENGTH = 10_000
 def error_text(error: BaseException) -> str:
     """What is stored as the job's error: the exception's type and message, as text the
     database accepts (no NUL, valid UTF-8), bounded in length."""
-    message = str(error)
+    try:
+        message = str(error)
+    except BaseException as unprintable:  # an exception whose __str__ raises
+        message = f"<message unprintable: {type(unprintable).__name__}>"
     text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
     if len(text) > MAX_ERROR_LENGTH:
@@ -349,6 +352,20 @@ class Worker:
         return min(free, self.settings.max_claim_batch)
 
     async def _claim_loop(self) -> None:
+        """Claims until the worker stops; an unexpected error is logged and the loop goes
+        on after a pause, so a worker never stays alive without claiming."""
+        pause = 0.1
+        while not self._stopping:
+            try:
+                await self._claim_forever()
+            except (asyncio.CancelledError, LinkGaveUp):
+                raise
+            except Exception:
+                logger.exception("claimer: unexpected error; claiming again in %.1f s", pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
+
+    async def _claim_forever(self) -> None:
         names = self.registry.names()
         queues = list(self.settings.queues) if self.settings.queues else None
         settings = self.settings
@@ -391,9 +408,13 @@ class Worker:
         poll = self.settings.poll_interval
         if self._wakeup.is_set():
             return 0
-        rows = await self._claims.fetch(
-            queries.SECONDS_UNTIL_NEXT_JOB, (names, queues), give_up=lambda: self._stopping
-        )
+        try:
+            rows = await self._claims.fetch(
+                queries.SECONDS_UNTIL_NEXT_JOB, (names, queues), give_up=lambda: self._stopping
+            )
+        except psycopg.Error as error:
+            logger.error("claimer: %s", redact_message(str(error).strip(), self.conninfo))
+            return poll
         seconds: float | None = rows[0][0] if rows else None
         if seconds is None:
             return poll
@@ -428,7 +449,12 @@ class Worker:
                 continue
             job = self._waiting.popleft()
             job.task = task
-            await self._execute(job)
+            try:
+                await self._execute(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug of ours; the runner must live on
+                logger.exception("%s: unexpected error in the worker", job.describe())
             if loop.time() - yielded > 0.001:
                 # Let the claimer, the completer and the other runners in.
                 try:
@@ -476,6 +502,12 @@ class Worker:
         try:
             if handler is None:  # claimed by name, so only if the registry changed
                 raise LookupError(f"no handler for job {job.job_name!r}")
+            try:
+                job.payload = json_loads(job.payload)
+            except (ValueError, RecursionError) as error:
+                raise PermanentError(
+                    f"its payload cannot be decoded: {error_text(error)}"
+                ) from None
             timeout = job.timeout_seconds or handler.timeout or 0
             if timeout:
                 assert self._loop is not None
