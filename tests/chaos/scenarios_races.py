@@ -35,7 +35,7 @@ from harness import (
 
 from pgstack.client import JobQueue
 from pgstack.connections import SingleConnection
-from pgstack.errors import InvalidArgument, PayloadError
+from pgstack.errors import PayloadError
 
 # -- 4 ------------------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ A_ACTIONS = ("complete", "fail", "progress")
 
 def stale_writers(ctx: Context) -> Figures:
     fig = Figures("7", "stale writers (SIGSTOP past the lease) are refused")
-    rounds = 3 if ctx.short else 10
+    rounds = 2 if ctx.short else 10
     per_round = 6 if ctx.short else 8
     rng = random.Random(7)
     log_dir = ctx.log_dir("7-stale")
@@ -471,7 +471,7 @@ def rescue_races(ctx: Context) -> Figures:
     expired claim ends through exactly one of them, a completion is never overwritten,
     and a cancelled job is never claimed again."""
     fig = Figures("9", "rescue racing completions and cancels")
-    runs = 150 if ctx.short else 600
+    runs = 60 if ctx.short else 600
     rng = random.Random(9)
     problems: list[str] = []
     totals = {"completed": 0, "failed": 0, "rescued": 0, "cancel_requested": 0, "cancelled": 0}
@@ -747,6 +747,11 @@ def poison(ctx: Context) -> Figures:
         _poison_phase(db, observer, Workers(db.url, _subdir(log_dir, "nested2000"), args),
                       "nested2000", [],
                       outcomes, problems, expected_digest, phase_timeout, stuck)  # fmt: skip
+        # The phases expire the leases of what they leave running; a last worker
+        # rescues those jobs, as any worker of a real deployment would.
+        with Workers(db.url, _subdir(log_dir, "final"), args) as last:
+            last.start()
+            drain(observer, phase_timeout)
         figures = observer.account()
         fig.take(figures)
         fig.expect(figures.lost == 0, f"{figures.lost} job(s) lost: {figures}")
@@ -904,8 +909,8 @@ def _refused_at_enqueue(db: Any, observer: Observer, outcomes: dict[str, str]) -
     for _ in range(5000):
         deep = [deep]
     cases: list[tuple[str, Callable[[], Any], tuple[type[BaseException], ...]]] = [
-        ("client NUL", lambda: queue.enqueue("x", {"a": "\x00"}), (InvalidArgument,)),
-        ("client lone surrogate", lambda: queue.enqueue("x", {"a": "\ud800"}), (InvalidArgument,)),
+        ("client NUL", lambda: queue.enqueue("x", {"a": "\x00"}), (PayloadError,)),
+        ("client lone surrogate", lambda: queue.enqueue("x", {"a": "\ud800"}), (PayloadError,)),
         ("client nested 5000", lambda: queue.enqueue("x", deep), (PayloadError,)),
         ("client NaN", lambda: queue.enqueue("x", {"a": float("nan")}), (PayloadError,)),
     ]
