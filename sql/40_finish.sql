@@ -68,8 +68,13 @@ returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 security definer
--- Rows are looked up by id: never a scan of the table, whatever the statistics.
+-- Rows are looked up by id (the pkey, for the ids given), never by a scan of the
+-- table, and joined to the arrays by hash, whatever the statistics say: a
+-- table just filled by a bulk enqueue looks to the planner as if no job ran.
 set enable_seqscan = off
+set enable_nestloop = off
+-- JIT compiling costs 100+ ms a call (the disabled plans' costs trigger it).
+set jit = off
 as $$
 declare
   frees_slot boolean := dbos.frees_limited_queue(complete_jobs.job_ids);
@@ -93,6 +98,7 @@ begin
   ) as f (job_id, lease_token, result)
   where
     j.id = f.job_id
+    and j.id = any(complete_jobs.job_ids)
     and j.status = 'running'
     and (complete_jobs.worker_id is null or j.locked_by = complete_jobs.worker_id)
     and (f.lease_token is null or j.lease_token = f.lease_token)
@@ -151,8 +157,13 @@ returns table (job_id bigint, outcome text)
 language plpgsql
 set search_path = pg_catalog, pg_temp
 security definer
--- Rows are looked up by id: never a scan of the table, whatever the statistics.
+-- Rows are looked up by id (the pkey, for the ids given), never by a scan of the
+-- table, and joined to the arrays by hash, whatever the statistics say: a
+-- table just filled by a bulk enqueue looks to the planner as if no job ran.
 set enable_seqscan = off
+set enable_nestloop = off
+-- JIT compiling costs 100+ ms a call (the disabled plans' costs trigger it).
+set jit = off
 as $$
 declare
   frees_slot boolean := dbos.frees_limited_queue(fail_jobs.job_ids);
@@ -198,7 +209,8 @@ begin
       fail_jobs.job_ids, fail_jobs.errors, fail_jobs.lease_tokens
     ) as f (job_id, error, lease_token) on j.id = f.job_id
     where
-      j.status = 'running'
+      j.id = any(fail_jobs.job_ids)
+      and j.status = 'running'
       and (fail_jobs.worker_id is null or j.locked_by = fail_jobs.worker_id)
       and (f.lease_token is null or j.lease_token = f.lease_token)
     for update of j
@@ -209,6 +221,7 @@ begin
     using failing as f
     where
       j.id = f.id
+      and j.id = any(fail_jobs.job_ids)
       and (f.attempt >= f.max_attempts or coalesce(fail_jobs.permanent, false))
       and not f.cancel_requested
     returning
@@ -257,6 +270,7 @@ begin
     from failing as f
     where
       j.id = f.id
+      and j.id = any(fail_jobs.job_ids)
       and (
         (f.attempt < f.max_attempts and not coalesce(fail_jobs.permanent, false))
         or f.cancel_requested
@@ -331,8 +345,13 @@ returns setof bigint
 language plpgsql
 set search_path = pg_catalog, pg_temp
 security definer
--- Rows are looked up by id: never a scan of the table, whatever the statistics.
+-- Rows are looked up by id (the pkey, for the ids given), never by a scan of the
+-- table, and joined to the arrays by hash, whatever the statistics say: a
+-- table just filled by a bulk enqueue looks to the planner as if no job ran.
 set enable_seqscan = off
+set enable_nestloop = off
+-- JIT compiling costs 100+ ms a call (the disabled plans' costs trigger it).
+set jit = off
 as $$
 declare
   bad double precision;
@@ -375,6 +394,7 @@ begin
     as f (job_id, seconds, lease_token)
   where
     j.id = f.job_id
+    and j.id = any(snooze_jobs.job_ids)
     and j.status = 'running'
     and (snooze_jobs.worker_id is null or j.locked_by = snooze_jobs.worker_id)
     and (f.lease_token is null or j.lease_token = f.lease_token)
