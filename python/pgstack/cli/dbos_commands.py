@@ -16,7 +16,9 @@ PROG = "pgstack"
 STATUS_COLUMNS = (*STATUSES, "dead")
 
 
-def _payload(text: str) -> object:
+def parse_payload(text: str) -> object:
+    """The payload argument, parsed when the command line is (before any database is
+    reached): invalid JSON is a one-line error."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -127,7 +129,7 @@ def cancel(queue: JobQueue, args: argparse.Namespace) -> None:
 
 
 def enqueue(queue: JobQueue, args: argparse.Namespace) -> None:
-    payload = _payload(args.payload)
+    payload = args.payload
     when = args.delay if args.delay is not None else args.at
     job_id = queue.enqueue(
         args.job_name,
@@ -175,7 +177,7 @@ def schedule(queue: JobQueue, args: argparse.Namespace) -> None:
         args.schedule_name,
         args.cron,
         args.job_name,
-        _payload(args.payload),
+        args.payload,
         timezone=args.timezone,
     )
     print(f"schedule {args.schedule_name}: next run at {next_run.isoformat()}")

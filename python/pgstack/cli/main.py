@@ -8,7 +8,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from pgstack.cli import dashboard as dashboard_command
-from pgstack.cli.dbos_commands import run_action
+from pgstack.cli.dbos_commands import parse_payload, run_action
 from pgstack.cli.durations import duration
 from pgstack.cli.errors import Parser, run_command
 from pgstack.client import JobQueue
@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd.add_argument("schedule_name")
     cmd.add_argument("cron", help="e.g. '*/5 * * * *' or @hourly")
     cmd.add_argument("job_name", nargs="?", help="default: the schedule's name")
-    cmd.add_argument("payload", nargs="?", default="{}", help="JSON payload (default {})")
+    cmd.add_argument(
+        "payload", nargs="?", default="{}", type=parse_payload, help="JSON payload (default {})"
+    )
     cmd.add_argument("--timezone", default="UTC")
 
     cmd = actions.add_parser("unschedule", parents=[common], help="remove a periodic job")
@@ -173,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmd = actions.add_parser("enqueue", parents=[common], help="enqueue a job")
     cmd.add_argument("job_name")
-    cmd.add_argument("payload", nargs="?", default="{}", help="JSON payload (default {})")
+    cmd.add_argument(
+        "payload", nargs="?", default="{}", type=parse_payload, help="JSON payload (default {})"
+    )
     when = cmd.add_mutually_exclusive_group()
     when.add_argument("--delay", type=_delay, metavar="SECONDS", help="run after this many seconds")
     when.add_argument(
