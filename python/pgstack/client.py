@@ -193,7 +193,9 @@ class JobQueue:
             delays.append(delay)
         params = {
             "job_names": [s.job_name for s in specs],
-            "payloads": [to_json(s.payload, what=f"payload of job {s.job_name!r}") for s in specs],
+            "payloads": "["
+            + ",".join(to_json(s.payload, what=f"payload of job {s.job_name!r}") for s in specs)
+            + "]",
             "times": times if any(t is not None for t in times) else None,
             "delays": delays if any(d is not None for d in delays) else None,
             "max_attempts": [

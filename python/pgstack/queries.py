@@ -55,10 +55,15 @@ select dbos.enqueue(
 """
 
 # Times and delays are parallel arrays (NULL when unused); a delay counts from now().
+# The payloads travel as one JSON array (their texts joined), which the server splits:
+# a jsonb[] parameter would have the client escape every element.
 ENQUEUE_MANY: Final = """
 select dbos.enqueue_many(
   %(job_names)s::text[],
-  %(payloads)s::jsonb[],
+  (
+    select array_agg(p.payload order by p.n)
+    from jsonb_array_elements(%(payloads)s::jsonb) with ordinality as p (payload, n)
+  ),
   case
     when %(times)s::timestamptz[] is not null or %(delays)s::interval[] is not null then (
       select array_agg(coalesce(t.at, now() + t.delay) order by t.n)
