@@ -27,6 +27,7 @@ from worker_helpers import (
     wait_event,
     wait_idle,
     wait_status,
+    worker_backends,
 )
 
 HANDLERS = "worker_cases.py"
@@ -66,6 +67,24 @@ def test_progress_is_visible_while_the_job_runs(start_worker, ledger, dbos, db):
     go(db, "p")
     wait_status(db, [job_id])
     assert "heartbeater:" not in worker.log()
+
+
+def test_the_last_progress_is_stored_when_the_heartbeater_cannot_write_it(
+    start_worker, ledger, dbos, db
+):
+    """A progress reported just before the return is written before the completion,
+    even when the heartbeater's write of it fails (its connection was cut): the
+    completer waits for that write to settle and, unconfirmed, writes it itself."""
+    start_worker(HANDLERS, *FAST, "--worker-id", "w-last", env=ledger)
+    job_id = dbos.queue.enqueue("progress-at-the-end", {"key": "end"})
+    wait_event(db, "end")
+    heartbeater = [pid for pid, name in worker_backends(db, "w-last") if " heartbeater " in name]
+    assert len(heartbeater) == 1
+    assert scalar(db, "select pg_terminate_backend(%s)", (heartbeater[0],))
+    go(db, "end")
+    wait_status(db, [job_id])
+    row = job_row(db, job_id)
+    assert (row["progress"], row["progress_message"]) == (100, "done")
 
 
 def test_odd_progress_values_are_clamped_and_never_block_other_progress(

@@ -23,6 +23,8 @@ from pgstack.worker.stats import WorkerStats
 
 logger = logging.getLogger("pgstack.worker")
 T = TypeVar("T")
+# How often the completer looks whether the heartbeater's progress write has landed.
+PROGRESS_WAIT = 0.002
 
 
 class Failure(NamedTuple):
@@ -154,21 +156,18 @@ class Completer:
 
     async def _write_progress(self, jobs: list[HeldJob]) -> None:
         """A progress reported just before the end (say 100 %) is written first, so it is
-        not lost with the job's last heartbeat."""
+        not lost with the job's last heartbeat. A write the heartbeater has on its way is
+        waited for, so an older progress cannot land after this one."""
         for job in jobs:
-            if job.progress_dirty:
-                job.progress_dirty = False
-                await self._link.fetch(
-                    queries.REPORT_PROGRESS,
-                    (
-                        job.id,
-                        job.progress,
-                        job.progress_message,
-                        self._lease_seconds,
-                        job.lease_token,
-                    ),
-                    give_up=self._give_up,
+            while job.progress_writing and not self._give_up():
+                await asyncio.sleep(PROGRESS_WAIT)
+            if job.progress_unwritten:
+                version, params = job.progress_params(self._lease_seconds)
+                rows = await self._link.fetch(
+                    queries.REPORT_PROGRESS, params, give_up=self._give_up
                 )
+                if rows and rows[0][0] != "lost":
+                    job.progress_stored(version)
 
     async def _write_completed(self, completed: list[tuple[HeldJob, str | None]]) -> None:
         jobs = [job for job, _ in completed]

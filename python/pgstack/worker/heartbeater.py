@@ -82,23 +82,23 @@ class Heartbeater(threading.Thread):
 
     def _write_progress(self) -> None:
         for job in self._jobs_in_hand():
-            if not job.progress_dirty:
+            if not job.progress_unwritten:
                 continue
-            job.progress_dirty = False
-            rows = self._link.fetch(
-                queries.REPORT_PROGRESS,
-                (
-                    job.id,
-                    job.progress,
-                    job.progress_message,
-                    self._settings.lease_seconds,
-                    job.lease_token,
-                ),
-            )
+            # Flagged before the values are read: the completer waits for a write on its
+            # way, so an older progress never lands after the final one.
+            job.progress_writing = True
+            try:
+                version, params = job.progress_params(self._settings.lease_seconds)
+                rows = self._link.fetch(
+                    queries.REPORT_PROGRESS, params, settled=job.progress_settled
+                )
+            finally:
+                job.progress_writing = False
             if rows is None:
-                job.progress_dirty = True  # try again on the next tick
-                return
+                return  # still unwritten: tried again on the next tick
             state = rows[0][0]
+            if state != "lost":
+                job.progress_stored(version)
             if state != "held":
                 self._on_lease_news(job.id, state)
 

@@ -45,8 +45,10 @@ class HeldJob:
         "max_attempts",
         "payload",
         "progress",
-        "progress_dirty",
         "progress_message",
+        "progress_version",
+        "progress_writing",
+        "progress_written",
         "started_at",
         "state",
         "task",
@@ -72,7 +74,12 @@ class HeldJob:
         self.timed_out = False
         self.progress: float | None = None
         self.progress_message: str | None = None
-        self.progress_dirty = False
+        # Each report bumps the version; a write that the database confirmed records the
+        # version it carried. ``progress_writing`` is set while the heartbeater's write is
+        # on its way, so the completer waits for it rather than be overtaken by it.
+        self.progress_version = 0
+        self.progress_written = 0
+        self.progress_writing = False
         self.started_at = 0.0
         # waiting (claimed, in hand) -> running (a runner runs its handler) -> done
         self.state = "waiting"
@@ -100,9 +107,33 @@ class HeldJob:
         # refuses would be retried by the heartbeater forever.
         self.progress = None if value is None else min(100.0, max(0.0, value))
         self.progress_message = None if message is None else _storable(str(message))
-        self.progress_dirty = True
+        self.progress_version += 1
         self.wake_heartbeater()
         return REPORTED
+
+    @property
+    def progress_unwritten(self) -> bool:
+        """A progress was reported that no confirmed write has stored yet."""
+        return self.progress_version != self.progress_written
+
+    def progress_params(self, lease_seconds: int) -> tuple[int, tuple[Any, ...]]:
+        """The version and the ``REPORT_PROGRESS`` parameters of the progress now held."""
+        version = self.progress_version
+        return version, (
+            self.id,
+            self.progress,
+            self.progress_message,
+            lease_seconds,
+            self.lease_token,
+        )
+
+    def progress_stored(self, version: int) -> None:
+        """The database confirmed a write that carried ``version``."""
+        self.progress_written = max(self.progress_written, version)
+
+    def progress_settled(self) -> None:
+        """The heartbeater's progress write has run or failed: none is on its way."""
+        self.progress_writing = False
 
     def describe(self) -> str:
         return f"job {self.id} ({self.job_name}, attempt {self.attempt}/{self.max_attempts})"

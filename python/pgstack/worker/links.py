@@ -168,9 +168,12 @@ class SyncLink:
         self._down_since: float | None = None
         self._delay = FIRST_DELAY
 
-    def fetch(self, query: str, params: Any = None) -> list[tuple[Any, ...]] | None:
+    def fetch(
+        self, query: str, params: Any = None, *, settled: Callable[[], None] | None = None
+    ) -> list[tuple[Any, ...]] | None:
         """Run ``query`` once; on failure log, drop the connection, wait the backoff and
-        return ``None`` (the heartbeater simply tries again on its next tick)."""
+        return ``None`` (the heartbeater simply tries again on its next tick).
+        ``settled`` is called once the statement has run or failed, before any wait."""
         try:
             if self._conn is None or self._conn.closed:
                 self._conn = psycopg.connect(
@@ -190,6 +193,8 @@ class SyncLink:
                 self.close()
             else:
                 logger.error("%s: %s", self.purpose, redact_message(str(error), self.conninfo))
+            if settled is not None:
+                settled()
             self._stop.wait(self._delay)
             self._delay = min(self._delay * 2, MAX_DELAY)
             return None
@@ -199,6 +204,8 @@ class SyncLink:
             )
             self._down_since = None
         self._delay = FIRST_DELAY
+        if settled is not None:
+            settled()
         return rows
 
     def close(self) -> None:

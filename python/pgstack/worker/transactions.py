@@ -72,14 +72,15 @@ class Transactions:
         return (job.id, self._worker_id, job.lease_token, result_json)
 
     def _progress_params(self, job: HeldJob) -> tuple[Any, ...]:
-        job.progress_dirty = False
-        return (job.id, job.progress, job.progress_message, self._lease_seconds, job.lease_token)
+        # Written in the job's transaction, whose complete_job then holds the row: a
+        # heartbeater's write still on its way lands before it, or finds the job done.
+        return job.progress_params(self._lease_seconds)[1]
 
     async def run_async(self, handler: Handler, job: HeldJob) -> Any:
         assert self._async_pool is not None, "Transactions.open() first"
         async with self._async_pool.connection() as conn, conn.transaction():
             result = await handler.fn(job.payload, job.report_progress, conn)
-            if job.progress_dirty:
+            if job.progress_unwritten:
                 await conn.execute(queries.REPORT_PROGRESS, self._progress_params(job))
             cursor = await conn.execute(queries.COMPLETE_JOB, self._finish_params(job, result))
             row = await cursor.fetchone()
@@ -91,7 +92,7 @@ class Transactions:
         assert self._sync_pool is not None, "Transactions.open() first"
         with self._sync_pool.connection() as conn, conn.transaction():
             result = handler.fn(job.payload, job.report_progress, conn)
-            if job.progress_dirty:
+            if job.progress_unwritten:
                 conn.execute(queries.REPORT_PROGRESS, self._progress_params(job))
             row = conn.execute(queries.COMPLETE_JOB, self._finish_params(job, result)).fetchone()
             if not (row and row[0]):

@@ -105,6 +105,13 @@ def progress_then_wait(payload, report_progress):
     record(payload)
 
 
+@pgstack.job("progress-at-the-end")
+def progress_at_the_end(payload, report_progress):
+    record(payload, "started")
+    wait_for_go(payload)
+    report_progress(100, "done")  # the last word, just before the return
+
+
 @pgstack.job("progress-odd-values")
 def progress_odd_values(payload, report_progress):
     key = payload["key"]
